@@ -1,0 +1,114 @@
+/**
+ * The validated shape of the rule files, as admins write them (snake_case, like the YAML).
+ * The zod schemas in rules/schema.ts produce exactly these types; core/compile.ts turns them
+ * into the fast lookup structures of CompiledRules. Optional fields are documented in the README.
+ */
+
+/** "udp:127.0.0.1:5060", "tcp:[::1]:5060" (TLS comes later). */
+export type ListenSpec = string;
+
+export interface ResponseSpec {
+  status: number;
+  reason?: string;
+  /** Seconds, sent as Retry-After (rate-limit answers). */
+  retry_after?: number;
+}
+
+export type RejectClass =
+  | 'source'
+  | 'unknown_caller'
+  | 'invalid_destination'
+  | 'international'
+  | 'high_risk'
+  | 'rate_limit';
+
+export interface GuardConfig {
+  sip: {
+    listen: ListenSpec[];
+    /** The SIP core: "host:port", "[v6]:port", optionally "tcp:host:port" (default udp). */
+    upstream: string;
+    /** Socket buffer size for UDP, bytes. */
+    udp_buffer_bytes?: number;
+    /** Backstop: a concurrent-call slot is freed after this long even if no BYE was seen. */
+    max_call_seconds?: number;
+  };
+  /** ISO 3166 alpha-2 of the dial plan used to read numbers (NZ, US, AU, GB, ...). */
+  home_country: string;
+  allowed_sources: string[];
+  unknown_caller: 'reject' | 'allow';
+  responses?: Partial<Record<RejectClass, ResponseSpec>>;
+  log?: {
+    level?: 'error' | 'warn' | 'info' | 'debug';
+    /** Which decisions get a log line: all (default), rejects only, or none. */
+    decisions?: 'all' | 'rejects' | 'none';
+  };
+}
+
+export interface AccountLimits {
+  calls_per_second?: number;
+  calls_per_minute?: number;
+  concurrent_calls?: number;
+}
+
+export interface AccountConfig {
+  /** SIP peering: calls from these CIDRs belong to this account. */
+  sources?: string[];
+  /** Digest usernames or calling numbers (PAI / From user) that identify this account. */
+  users?: string[];
+  /** When present, the account's calls must also come from inside these CIDRs. */
+  allowed_sources?: string[];
+  international?: boolean;
+  /** High-risk prefixes this account may call anyway, E.164 with '+', e.g. "+252". */
+  allow_destinations?: string[];
+  limits?: AccountLimits;
+  email?: string;
+  /** ISO alpha-2; overrides home_country for reading this account's dialled numbers. */
+  country?: string;
+}
+
+export interface AccountDefaults {
+  international?: boolean;
+  limits?: AccountLimits;
+  country?: string;
+}
+
+export interface AccountsFile {
+  defaults?: AccountDefaults;
+  accounts: Record<string, AccountConfig>;
+}
+
+export interface HighRiskEntry {
+  /** E.164 prefix with '+', digits only after it: "+252", "+1876". */
+  prefix: string;
+  name: string;
+}
+
+export type RuleFile = 'guard' | 'accounts' | 'high-risk';
+
+/** Everything read from one rules directory, validated but not yet compiled. */
+export interface RuleSet {
+  dir: string;
+  guard: GuardConfig;
+  accounts: AccountsFile;
+  highRisk: HighRiskEntry[];
+  /**
+   * Where a value came from, for errors found after validation (duplicates, unknown country):
+   * returns "rules/accounts.yaml:12" for ('accounts', ['accounts', 'bob', 'users', 1]).
+   */
+  where(file: RuleFile, path: ReadonlyArray<string | number>): string;
+}
+
+/** One problem in the rule files, with the place that caused it. */
+export interface RuleProblem {
+  /** "rules/accounts.yaml:12" (file path as given, 1-based line). */
+  at: string;
+  message: string;
+}
+
+/** Thrown by loading or compiling: carries every problem found, not just the first. */
+export class RulesError extends Error {
+  constructor(readonly problems: RuleProblem[]) {
+    super(problems.map((p) => `${p.at}: ${p.message}`).join('\n'));
+    this.name = 'RulesError';
+  }
+}
