@@ -1,0 +1,96 @@
+import type { Logger } from 'winston';
+import { GuardCore } from './core/guard-core';
+import { createLogger } from './log';
+import type { CompiledRules } from './rules/compile';
+import { RuleStore } from './rules/rule-store';
+import { GuardPolicy } from './sip/guard-policy';
+import { SipProxy } from './sip/proxy';
+
+export interface ServeOptions {
+  rulesDir: string;
+  /** Command-line overrides of guard.yaml's sip.listen / sip.upstream. */
+  listen?: string[];
+  upstream?: string;
+  logger?: Logger;
+  /** Watch rules/ for edits (default true). */
+  watch?: boolean;
+}
+
+export interface RunningGuard {
+  proxy: SipProxy;
+  core: GuardCore;
+  store: RuleStore;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the pipeline: rule files → compiled rules → decision core → embedded SIP proxy.
+ * A rule reload swaps the core's rules atomically; the sockets stay as they are.
+ */
+export async function serve(opts: ServeOptions): Promise<RunningGuard> {
+  const logger = opts.logger ?? createLogger('info');
+  const store = RuleStore.open(opts.rulesDir, logger);
+  const rules = store.current;
+  logger.level = rules.guard.log?.level ?? 'info';
+
+  const core = new GuardCore(rules, { maxCallSeconds: rules.guard.sip.max_call_seconds });
+  const policy = new GuardPolicy(core, logger, rules.guard.log?.decisions ?? 'all');
+  const listen = opts.listen ?? rules.guard.sip.listen;
+  const upstream = opts.upstream ?? rules.guard.sip.upstream;
+
+  store.on('swapped', (next: CompiledRules, previous: CompiledRules) => {
+    core.swapRules(next);
+    logger.level = next.guard.log?.level ?? 'info';
+    policy.setDecisionLog(next.guard.log?.decisions ?? 'all');
+    warnAboutRestartOnlySettings(logger, opts, previous, next);
+  });
+
+  const proxy = new SipProxy({
+    listen,
+    upstream,
+    udpBufferBytes: rules.guard.sip.udp_buffer_bytes,
+    policy,
+    logger,
+  });
+  await proxy.start();
+  if (opts.watch !== false) store.watch();
+
+  const onHangup = (): void => {
+    store.reload('SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
+
+  logger.info({
+    message: 'tollguard started',
+    listen: proxy.addresses(),
+    upstream,
+    rules: opts.rulesDir,
+    ...rules.summary,
+  });
+
+  let stopped = false;
+  return {
+    proxy,
+    core,
+    store,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      process.off('SIGHUP', onHangup);
+      store.close();
+      await proxy.stop();
+      logger.info({ message: 'tollguard stopped' });
+    },
+  };
+}
+
+/** Sockets are bound once; a reload that moves them says so instead of pretending. */
+function warnAboutRestartOnlySettings(logger: Logger, opts: ServeOptions, prev: CompiledRules, next: CompiledRules): void {
+  const changed: string[] = [];
+  if (!opts.listen && prev.guard.sip.listen.join(',') !== next.guard.sip.listen.join(',')) changed.push('sip.listen');
+  if (!opts.upstream && prev.guard.sip.upstream !== next.guard.sip.upstream) changed.push('sip.upstream');
+  if (prev.guard.sip.udp_buffer_bytes !== next.guard.sip.udp_buffer_bytes) changed.push('sip.udp_buffer_bytes');
+  if (changed.length > 0) {
+    logger.warn({ message: 'rules reloaded; these settings take effect on restart', settings: changed });
+  }
+}
