@@ -1,0 +1,471 @@
+/**
+ * Zod schemas for the three rule files. They output exactly the types of config-types.ts (checked
+ * at compile time at the bottom of this file) and carry admin-facing messages: every message says
+ * what was expected; load.ts adds the path, the file:line and ", got <value>".
+ *
+ * Decisions, documented here because admins meet them as error messages:
+ * - A bare IP where a CIDR is expected means that one host: it is accepted and turned into
+ *   "IP/32" or "IP/128", so every CIDR string in a RuleSet contains a '/'. A CIDR with host bits
+ *   set ("10.1.2.3/24") is an error, because the admin meant either the host or the network and
+ *   guessing wrong widens or narrows who may call.
+ * - `users` entries are strings. load.ts turns an unquoted number into its digits only when YAML
+ *   read it losslessly (6495550111); a leading 0 or + that YAML dropped is an error asking for
+ *   quotes. High-risk prefixes written unquoted (+252 reads as the number 252) are errors here.
+ * - Strict objects everywhere: a misspelt key would otherwise silently leave a limit unset.
+ */
+import { z } from 'zod';
+import IPCIDR = require('ip-cidr');
+import { isSupportedCountry } from 'libphonenumber-js';
+import type {
+  AccountConfig,
+  AccountDefaults,
+  AccountLimits,
+  AccountsFile,
+  GuardConfig,
+  HighRiskEntry,
+  ResponseSpec,
+} from './config-types';
+
+// ---------------------------------------------------------------------------------------------
+// Strict objects with "did you mean" suggestions
+
+/**
+ * unrecognized_keys carries every unknown key of one mapping in a single issue, but each key
+ * deserves its own line number; the message holds one line per key, in the order of `keys`,
+ * and load.ts splits it back up.
+ */
+function strict<S extends z.core.$ZodLooseShape>(shape: S, what = 'a mapping') {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        return iss.keys.map((k) => unknownKeyMessage(k, known)).join('\n');
+      }
+      if (iss.code === 'invalid_type') return `expected ${what}`;
+      return undefined;
+    },
+  });
+}
+
+function unknownKeyMessage(key: string, known: string[]): string {
+  const best = closest(key, known);
+  const hint = best ? `did you mean "${best}"?` : `allowed keys: ${known.join(', ')}`;
+  return `unknown key "${key}" (${hint})`;
+}
+
+/** The known key within a small edit distance, so typos get a suggestion and nonsense does not. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) {
+      bestDist = d;
+      best = c;
+    }
+  }
+  const allowed = Math.max(2, Math.floor((best?.length ?? 0) / 3));
+  return best !== undefined && bestDist <= allowed ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+const POSITIVE_INT = 'expected a positive integer';
+const positiveInt = () =>
+  z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT }).positive({ error: POSITIVE_INT });
+
+const boolean = () => z.boolean({ error: 'expected true or false' });
+
+const nonEmptyString = (what: string) =>
+  z
+    .string({ error: `expected ${what}` })
+    .trim()
+    .min(1, { error: `expected ${what}, not an empty string` });
+
+const list = <T extends z.ZodType>(item: T, what: string) =>
+  z.array(item, { error: `expected a list of ${what}` });
+
+/**
+ * Rejects duplicates inside one list. Runs even when other entries are invalid (`when`), so one
+ * load reports everything. `norm` decides what counts as the same: CIDRs compare case-blind
+ * (IPv6 hex), usernames do not (digest usernames are case-sensitive).
+ */
+function noDuplicates(what: string, norm: (s: string) => string = (s) => s) {
+  return [
+    (arr: unknown[], ctx: z.core.$RefinementCtx<unknown[]>) => {
+      const seen = new Map<string, number>();
+      arr.forEach((v, i) => {
+        if (typeof v !== 'string') return;
+        const key = norm(v);
+        const first = seen.get(key);
+        if (first === undefined) seen.set(key, i);
+        else ctx.addIssue({ code: 'custom', path: [i], message: `duplicate ${what} "${v}" (already listed at index ${first})`, input: v });
+      });
+    },
+    { when: (p: { value: unknown }) => Array.isArray(p.value) },
+  ] as const;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+const IPV4 = /^[0-9]{1,3}(\.[0-9]{1,3}){3}$/;
+
+function isIPv4(s: string): boolean {
+  return IPV4.test(s) && IPCIDR.isValidAddress(s);
+}
+
+function isIPv6(s: string): boolean {
+  // ip-cidr/ip-address accept zone ids ("fe80::1%eth0") and embedded prefixes; neither has a
+  // meaning in a rule file, so only plain hex-and-colon (optionally dotted-quad tail) text is let in.
+  return /^[0-9A-Fa-f:.]+$/.test(s) && s.includes(':') && IPCIDR.isValidAddress(s);
+}
+
+/** Returns the normalised CIDR or an error message. */
+export function checkCidr(raw: string): { ok: true; cidr: string } | { ok: false; message: string } {
+  const s = raw.trim();
+  if (!s.includes('/')) {
+    if (isIPv4(s)) return { ok: true, cidr: `${s}/32` };
+    if (isIPv6(s)) return { ok: true, cidr: `${s}/128` };
+    return { ok: false, message: 'expected an IP address or CIDR such as 192.0.2.0/24 or 2001:db8::/32' };
+  }
+  const m = /^([^/]+)\/(0|[1-9][0-9]{0,2})$/.exec(s);
+  const addr = m?.[1] ?? '';
+  const v4 = isIPv4(addr);
+  if (!m || !(v4 || isIPv6(addr))) {
+    return { ok: false, message: 'expected a CIDR such as 192.0.2.0/24 or 2001:db8::/32' };
+  }
+  const bits = Number(m[2]);
+  const max = v4 ? 32 : 128;
+  if (bits > max) {
+    return { ok: false, message: `expected a prefix length of 0-${max} for an IPv${v4 ? 4 : 6} CIDR` };
+  }
+  if (!IPCIDR.isValidCIDR(s)) return { ok: false, message: 'expected a CIDR such as 192.0.2.0/24 or 2001:db8::/32' };
+  const c = new IPCIDR(s);
+  if (c.addressStart.bigInteger().toString() !== c.address.bigInteger().toString()) {
+    const network = c.addressStart.correctForm();
+    return {
+      ok: false,
+      message:
+        `host bits are set in this CIDR: write ${network}/${bits} for the network, ` +
+        `or ${addr}/${max} (or just ${addr}) for the single host`,
+    };
+  }
+  return { ok: true, cidr: s };
+}
+
+const cidr = () =>
+  z.string({ error: 'expected an IP address or CIDR such as 192.0.2.0/24' }).transform((s, ctx) => {
+    const r = checkCidr(s);
+    if (r.ok) return r.cidr;
+    ctx.addIssue({ code: 'custom', message: r.message, input: s });
+    return z.NEVER;
+  });
+
+const cidrList = () => list(cidr(), 'CIDRs').superRefine(...noDuplicates('CIDR', (s) => s.toLowerCase()));
+
+const PORT = /^[1-9][0-9]{0,4}$/;
+function portProblem(p: string): string | undefined {
+  if (!PORT.test(p) || Number(p) > 65535) return `expected a port number 1-65535 after the last colon`;
+  return undefined;
+}
+
+/** Splits "HOST:PORT" / "[V6]:PORT"; the caller has already removed any transport prefix. */
+function splitHostPort(s: string): { host: string; port: string; bracketed: boolean } | undefined {
+  const b = /^\[([^\]]*)\]:([^:]*)$/.exec(s);
+  if (b) return { host: b[1], port: b[2], bracketed: true };
+  if (s.startsWith('[')) return undefined;
+  const i = s.lastIndexOf(':');
+  if (i < 0) return undefined;
+  return { host: s.slice(0, i), port: s.slice(i + 1), bracketed: false };
+}
+
+const HOSTNAME_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+function isHostname(h: string): boolean {
+  const labels = h.replace(/\.$/, '').split('.');
+  if (h.length > 253 || !labels.every((l) => HOSTNAME_LABEL.test(l))) return false;
+  // An all-digit last label is an IPv4 attempt, never a DNS name ("300.1.1.1").
+  return !/^[0-9]+$/.test(labels[labels.length - 1]);
+}
+
+/** Returns an error message, or undefined when the listen spec is good. */
+export function listenProblem(spec: string): string | undefined {
+  const m = /^([A-Za-z]+):(.*)$/.exec(spec);
+  const example = 'expected transport:IP:port such as udp:0.0.0.0:5060, tcp:127.0.0.1:5060 or tcp:[::1]:5060';
+  if (!m || isIPv4(m[1]) || !/^(udp|tcp|tls|ws|wss|sctp)$/i.test(m[1])) {
+    return `${example} (the udp: or tcp: prefix is required)`;
+  }
+  const transport = m[1].toLowerCase();
+  if (transport !== m[1]) return `write the transport in lower case: ${transport}:${m[2]}`;
+  if (transport === 'tls') return 'tls: listeners are not supported yet (reserved for a later version); use udp: or tcp:';
+  if (transport !== 'udp' && transport !== 'tcp') return `transport ${transport}: is not supported; use udp: or tcp:`;
+  const hp = splitHostPort(m[2]);
+  if (!hp) return `${example} (the port is required)`;
+  if (!hp.bracketed && hp.host.includes(':')) {
+    return `write an IPv6 address in brackets: ${transport}:[${hp.host}]:${hp.port}`;
+  }
+  if (hp.bracketed ? !isIPv6(hp.host) : !isIPv4(hp.host)) {
+    return 'expected an IP address to listen on, not a host name (0.0.0.0 or [::] for all interfaces)';
+  }
+  return portProblem(hp.port);
+}
+
+/** Returns an error message, or undefined when the upstream is good. */
+export function upstreamProblem(spec: string): string | undefined {
+  const example = 'expected host:port such as 127.0.0.1:5080, [2001:db8::1]:5060 or tcp:sip-core.example:5060';
+  let rest = spec;
+  const m = /^([A-Za-z]+):(.*)$/.exec(spec);
+  if (m && /^(udp|tcp|tls|ws|wss|sctp)$/i.test(m[1]) && !/^[0-9]+$/.test(m[2])) {
+    const transport = m[1].toLowerCase();
+    if (transport === 'tls') return 'tls: upstreams are not supported yet (reserved for a later version); use udp: or tcp:';
+    if (transport !== 'udp' && transport !== 'tcp') return `transport ${transport}: is not supported; use udp: or tcp:`;
+    if (transport !== m[1]) return `write the transport in lower case: ${transport}:${m[2]}`;
+    rest = m[2];
+  }
+  const hp = splitHostPort(rest);
+  if (!hp || hp.port === '') return `${example} (the port is required)`;
+  if (!hp.bracketed && hp.host.includes(':')) return `write an IPv6 address in brackets: [${hp.host}]:${hp.port}`;
+  if (hp.bracketed ? !isIPv6(hp.host) : !(isIPv4(hp.host) || isHostname(hp.host))) {
+    return 'expected a host name or IP address before the port';
+  }
+  return portProblem(hp.port);
+}
+
+const listenSpec = () =>
+  z.string({ error: 'expected a listen spec such as udp:0.0.0.0:5060' }).superRefine((s, ctx) => {
+    const p = listenProblem(s.trim());
+    if (p) ctx.addIssue({ code: 'custom', message: p, input: s });
+  });
+
+const upstream = () =>
+  z.string({ error: 'expected host:port such as 127.0.0.1:5080' }).superRefine((s, ctx) => {
+    const p = upstreamProblem(s.trim());
+    if (p) ctx.addIssue({ code: 'custom', message: p, input: s });
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Phone-number things
+
+const COUNTRY_ALIASES: Record<string, string> = { UK: 'GB', EL: 'GR' };
+
+export function countryProblem(code: string): string | undefined {
+  if (isSupportedCountry(code as Parameters<typeof isSupportedCountry>[0])) return undefined;
+  const upper = code.toUpperCase();
+  if (upper !== code && isSupportedCountry(upper as Parameters<typeof isSupportedCountry>[0])) {
+    return `write the country code in capitals: ${upper}`;
+  }
+  if (COUNTRY_ALIASES[upper]) return `expected an ISO 3166 alpha-2 country code: use ${COUNTRY_ALIASES[upper]}, not "${code}"`;
+  return 'expected a two-letter ISO 3166 country code with a known dial plan, such as NZ, AU, US or GB';
+}
+
+const country = () =>
+  z.string({ error: 'expected a two-letter ISO 3166 country code such as NZ' }).superRefine((s, ctx) => {
+    const p = countryProblem(s);
+    if (p) ctx.addIssue({ code: 'custom', message: p, input: s });
+  });
+
+const E164_PREFIX = /^\+[0-9]{1,15}$/;
+
+const prefix = () =>
+  z
+    .string({
+      error: (iss) =>
+        typeof iss.input === 'number'
+          ? `write the prefix in quotes with its plus sign, e.g. "+${iss.input}": unquoted, YAML reads +${iss.input} as the number ${iss.input}`
+          : 'expected an E.164 prefix in quotes, such as "+252"',
+    })
+    .regex(E164_PREFIX, { error: 'expected an E.164 prefix: "+" then 1 to 15 digits, in quotes, such as "+252"' });
+
+/**
+ * A digest username or calling number. Whitespace and control characters cannot occur in either,
+ * and a stray one would make the entry match nothing without any other sign.
+ */
+const user = () =>
+  z
+    .string({ error: 'expected a username or a calling number in quotes, such as "6495550111"' })
+    .min(1, { error: 'expected a username or calling number, not an empty string' })
+    .regex(/^[^\s\x00-\x1f\x7f]+$/, { error: 'expected a username or calling number without spaces' });
+
+const email = () => z.email({ error: 'expected an email address such as voip-admin@example.com' });
+
+// ---------------------------------------------------------------------------------------------
+// guard.yaml
+
+const responseSpec = strict(
+  {
+    status: z
+      .number({ error: 'expected a SIP status code 400-699' })
+      .int({ error: 'expected a SIP status code 400-699' })
+      .min(400, { error: 'expected a SIP status code 400-699 (a rejection must be a failure response)' })
+      .max(699, { error: 'expected a SIP status code 400-699' }),
+    // A reason phrase ends up in the status line, so CR/LF would let a rule file inject headers.
+    reason: z
+      .string({ error: 'expected a reason phrase such as "Forbidden"' })
+      .regex(/^[^\x00-\x1f\x7f]+$/, { error: 'expected a one-line reason phrase without control characters' })
+      .optional(),
+    retry_after: positiveInt().optional(),
+  },
+  'a mapping with status, and optionally reason and retry_after',
+);
+
+export const guardSchema = strict(
+  {
+    sip: strict(
+      {
+        listen: list(listenSpec(), 'listen specs such as udp:0.0.0.0:5060')
+          .min(1, { error: 'expected at least one listen spec such as udp:0.0.0.0:5060' })
+          .superRefine(...noDuplicates('listen spec')),
+        upstream: upstream(),
+        udp_buffer_bytes: positiveInt().optional(),
+        max_call_seconds: positiveInt().optional(),
+      },
+      'a mapping with listen and upstream',
+    ),
+    home_country: country(),
+    allowed_sources: cidrList().min(1, {
+      error: 'expected at least one CIDR: an empty list would reject every call (0.0.0.0/0 and ::/0 allow all)',
+    }),
+    unknown_caller: z.enum(['reject', 'allow'], { error: 'expected reject or allow' }).default('reject'),
+    responses: strict(
+      {
+        source: responseSpec.optional(),
+        unknown_caller: responseSpec.optional(),
+        invalid_destination: responseSpec.optional(),
+        international: responseSpec.optional(),
+        high_risk: responseSpec.optional(),
+        rate_limit: responseSpec.optional(),
+      },
+      'a mapping from reject class to response',
+    ).optional(),
+    log: strict(
+      {
+        level: z.enum(['error', 'warn', 'info', 'debug'], { error: 'expected error, warn, info or debug' }).optional(),
+        decisions: z.enum(['all', 'rejects', 'none'], { error: 'expected all, rejects or none' }).optional(),
+      },
+      'a mapping with level and/or decisions',
+    ).optional(),
+  },
+  'a mapping with sip, home_country, allowed_sources and unknown_caller',
+);
+
+// ---------------------------------------------------------------------------------------------
+// accounts.yaml
+
+const limitsSchema = strict(
+  {
+    calls_per_second: positiveInt().optional(),
+    calls_per_minute: positiveInt().optional(),
+    concurrent_calls: positiveInt().optional(),
+  },
+  'a mapping with calls_per_second, calls_per_minute and/or concurrent_calls',
+);
+
+const accountSchema = strict(
+  {
+    sources: cidrList().optional(),
+    users: list(user(), 'usernames or calling numbers').superRefine(...noDuplicates('user')).optional(),
+    allowed_sources: cidrList().optional(),
+    international: boolean().optional(),
+    allow_destinations: list(prefix(), 'E.164 prefixes such as "+252"').superRefine(...noDuplicates('prefix')).optional(),
+    limits: limitsSchema.optional(),
+    email: email().optional(),
+    country: country().optional(),
+  },
+  'a mapping of account settings (sources, users, limits, ...)',
+).superRefine((a, ctx) => {
+  if ((a.sources?.length ?? 0) === 0 && (a.users?.length ?? 0) === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'account has neither sources nor users, so no call can ever be attributed to it',
+      input: a,
+    });
+  }
+});
+
+const ACCOUNT_ID = /^[A-Za-z0-9_.-]+$/;
+
+export function accountIdProblem(id: string): string | undefined {
+  if (id.startsWith('_')) return `account id "${id}" is reserved: ids starting with "_" are for the guard's own use`;
+  if (!ACCOUNT_ID.test(id)) return `account id "${id}" may only contain letters, digits, "_", "." and "-"`;
+  return undefined;
+}
+
+export const accountsSchema = strict(
+  {
+    defaults: strict(
+      {
+        international: boolean().optional(),
+        limits: limitsSchema.optional(),
+        country: country().optional(),
+      },
+      'a mapping with international, limits and/or country',
+    ).optional(),
+    accounts: z
+      .record(z.string(), accountSchema, { error: 'expected a mapping from account id to account settings' })
+      .superRefine(
+        (accounts, ctx) => {
+          for (const id of Object.keys(accounts)) {
+            const p = accountIdProblem(id);
+            if (p) ctx.addIssue({ code: 'custom', path: [id], message: p, input: id });
+          }
+        },
+        // Ids are checked even when some account's settings are invalid, so one load shows all.
+        { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+      ),
+  },
+  'a mapping with accounts (and optionally defaults)',
+);
+
+// ---------------------------------------------------------------------------------------------
+// high-risk-destinations.yaml
+
+const highRiskEntry = strict(
+  {
+    prefix: prefix(),
+    name: nonEmptyString('a name such as Somalia'),
+  },
+  'a mapping like { prefix: "+252", name: Somalia }',
+);
+
+export const highRiskSchema = list(highRiskEntry, 'entries like { prefix: "+252", name: Somalia }').superRefine(
+  (entries, ctx) => {
+    const seen = new Map<string, number>();
+    entries.forEach((e, i) => {
+      const p = typeof e === 'object' && e !== null ? (e as { prefix?: unknown }).prefix : undefined;
+      if (typeof p !== 'string') return;
+      const first = seen.get(p);
+      if (first === undefined) seen.set(p, i);
+      else ctx.addIssue({ code: 'custom', path: [i, 'prefix'], message: `duplicate prefix "${p}" (already listed at index ${first})`, input: p });
+    });
+  },
+  { when: (p) => Array.isArray(p.value) },
+);
+
+// ---------------------------------------------------------------------------------------------
+// The schemas output exactly the contract types; a drift on either side fails the type-check.
+
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Assert<T extends true> = T;
+
+export type SchemaMatchesContract = [
+  Assert<Equals<z.output<typeof guardSchema>, GuardConfig>>,
+  Assert<Equals<z.output<typeof accountsSchema>, AccountsFile>>,
+  Assert<Equals<z.output<typeof accountSchema>, AccountConfig>>,
+  Assert<Equals<z.output<typeof limitsSchema>, AccountLimits>>,
+  Assert<Equals<NonNullable<z.output<typeof accountsSchema>['defaults']>, AccountDefaults>>,
+  Assert<Equals<z.output<typeof responseSpec>, ResponseSpec>>,
+  Assert<Equals<z.output<typeof highRiskSchema>, HighRiskEntry[]>>,
+];
