@@ -27,7 +27,8 @@ export class GuardPolicy implements ProxyPolicy {
     const verdict = this.core.checkSource(from.address);
     if (verdict === null) return null;
     // An INVITE gets its decision line here too: the source check is the rule that decided it.
-    this.log(req, from, verdict, 0, '');
+    const dialled = req.method === 'INVITE' ? toCallAttempt(req, from.address, 0).dialled : '';
+    this.log(req, from, verdict, 0, dialled);
     return rejectionOf(verdict);
   }
 

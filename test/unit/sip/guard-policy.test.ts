@@ -1,0 +1,96 @@
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { GuardCore } from '../../../src/core/guard-core';
+import { createLogger } from '../../../src/log';
+import { compileRules } from '../../../src/rules/compile';
+import { loadRuleSet } from '../../../src/rules/load';
+import { GuardPolicy, rejectionOf } from '../../../src/sip/guard-policy';
+import { parseMessage, type SipRequest } from '../../../src/sip/message';
+import type { Peer } from '../../../src/sip/policy';
+
+const rules = compileRules(loadRuleSet(path.resolve(__dirname, '../../../rules')));
+
+function invite(user: string, from: string, callId = 'c-' + Math.random()): SipRequest {
+  const text = [
+    `INVITE sip:${user}@core SIP/2.0`,
+    'Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKx',
+    'Max-Forwards: 70',
+    `From: <sip:${from}@127.0.0.1>;tag=1`,
+    `To: <sip:${user}@core>`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 INVITE',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  return parseMessage(Buffer.from(text)) as SipRequest;
+}
+
+function setup(mode: 'all' | 'rejects' | 'none' = 'all') {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  const core = new GuardCore(rules);
+  return { core, lines, policy: new GuardPolicy(core, createLogger('info', sink), mode) };
+}
+
+const peer = (address: string): Peer => ({ transport: 'udp', address, port: 5061 });
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('GuardPolicy: verdicts become SIP answers', () => {
+  it("admits bob's domestic call and logs one decision line with the normalised number", async () => {
+    const { policy, lines } = setup();
+    expect(policy.admitInvite(invite('095550111', 'bob'), peer('127.0.0.1'))).toBeNull();
+    await tick();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ message: 'decision', account: 'bob', dialled: '095550111', normalised: '+6495550111', verdict: 'allow', rule: 'allow' });
+    expect(typeof lines[0].time).toBe('string');
+  });
+
+  it("refuses bob's international call with 403, a Warning and X-Reason naming the rule", () => {
+    const { policy } = setup();
+    const r = policy.admitInvite(invite('0061212345678', 'bob'), peer('127.0.0.1'));
+    expect(r).not.toBeNull();
+    expect(r!.status).toBe(403);
+    expect(r!.headers).toContainEqual(['X-Reason', 'international']);
+    expect(r!.headers!.find(([n]) => n === 'Warning')![1]).toMatch(/^399 tollguard ".*\+61212345678.*"$/);
+  });
+
+  it('screens every request by source: outside allowed_sources is refused, inside passes', () => {
+    const { policy } = setup();
+    expect(policy.screenRequest(invite('095550111', 'bob'), peer('127.0.0.1'))).toBeNull();
+    const r = policy.screenRequest(invite('095550111', 'bob'), peer('192.0.2.1'));
+    expect(r).toMatchObject({ status: 403 });
+  });
+
+  it('knows admitted calls by Call-ID until they end', () => {
+    const { policy } = setup();
+    policy.admitInvite(invite('095550111', 'bob', 'call-1'), peer('127.0.0.1'));
+    expect(policy.knowsDialog('call-1')).toBe(true);
+    policy.callEnded('call-1');
+    expect(policy.knowsDialog('call-1')).toBe(false);
+  });
+
+  it('logs only rejections with decisions: rejects, nothing with none', async () => {
+    const rejects = setup('rejects');
+    rejects.policy.admitInvite(invite('095550111', 'bob'), peer('127.0.0.1'));
+    rejects.policy.admitInvite(invite('+252612345678', 'bob'), peer('127.0.0.1'));
+    const none = setup('none');
+    none.policy.admitInvite(invite('+252612345678', 'bob'), peer('127.0.0.1'));
+    await tick();
+    expect(rejects.lines.map((l) => l.verdict)).toEqual(['reject']);
+    expect(none.lines).toHaveLength(0);
+  });
+});
+
+describe('rejectionOf', () => {
+  it('adds Retry-After for rate limits and keeps quotes out of the Warning text', () => {
+    const r = rejectionOf({ allow: false, rule: 'calls_per_second', status: 503, reason: 'Service Unavailable', detail: 'say "hi"', retryAfter: 5 });
+    expect(r.headers).toContainEqual(['Retry-After', '5']);
+    expect(r.headers).toContainEqual(['Warning', '399 tollguard "say  hi "']);
+  });
+});
