@@ -31,6 +31,7 @@ export interface CompiledAccount {
   readonly id: string;
   /** Dense 0..n-1 within one CompiledRules (-1 for the unknown-caller account): lets the core keep per-account state in arrays. */
   readonly index: number;
+  /** account, else defaults, else true: the high-risk list is the guard's default protection. */
   readonly international: boolean;
   /** null when the account has no allowed_sources (any guard-allowed source will do). */
   readonly allowedSources: CidrSet | null;
@@ -152,6 +153,20 @@ function toResponseSpec(r: RejectResponse): ResponseSpec {
   return r.retryAfter === undefined ? { status: r.status, reason: r.reason } : { status: r.status, reason: r.reason, retry_after: r.retryAfter };
 }
 
+/** One constructor for every account, so they all share a hidden class and the core's reads stay monomorphic. */
+function makeAccount(
+  id: string,
+  index: number,
+  international: boolean,
+  allowedSources: CidrSet | null,
+  allowDestinations: PrefixTrie<true> | null,
+  limits: CompiledLimits,
+  dialPlan: DialPlan,
+  email: string | undefined,
+): CompiledAccount {
+  return { id, index, international, allowedSources, allowDestinations, limits, dialPlan, email };
+}
+
 const limit = (v: number | undefined): number => (v === undefined ? Infinity : Math.ceil(v));
 
 export function compileRules(set: RuleSet): CompiledRules {
@@ -201,7 +216,7 @@ export function compileRules(set: RuleSet): CompiledRules {
 
   const accounts = new Map<string, CompiledAccount>();
   const accountBySource = new CidrTrie<CompiledAccount>(1024);
-  const sourceOwner = new Map<string, { id: string; at: string }>();
+  const sourceOwner = new Map<string, { id: string; path: (string | number)[] }>();
   const accountByUser = new Map<string, CompiledAccount>();
   const userOwner = new Map<string, string>();
 
@@ -247,17 +262,17 @@ export function compileRules(set: RuleSet): CompiledRules {
       }
     }
 
-    const account: CompiledAccount = {
+    const account = makeAccount(
       id,
-      index: accounts.size,
-      international: a.international ?? defaults.international ?? true,
-      allowedSources: accountSources,
+      accounts.size,
+      a.international ?? defaults.international ?? true,
+      accountSources,
       allowDestinations,
-      limits: mergeLimits(a),
+      mergeLimits(a),
       // An unknown country is already a problem; any plan keeps compiling so all problems surface.
-      dialPlan: plan ?? homePlan ?? DialPlan.for('US'),
-      ...(a.email !== undefined ? { email: a.email } : {}),
-    };
+      plan ?? homePlan ?? DialPlan.for('US'),
+      a.email,
+    );
     accounts.set(id, account);
 
     (a.sources ?? []).forEach((text, i) => {
@@ -268,11 +283,11 @@ export function compileRules(set: RuleSet): CompiledRules {
       const key = cidrKey(c);
       const owner = sourceOwner.get(key);
       if (owner && owner.id !== id) {
-        problems.add('accounts', path, `source ${text} is already given to account "${owner.id}" (${owner.at})`);
+        problems.add('accounts', path, `source ${text} is already given to account "${owner.id}" (${problems.where('accounts', owner.path)})`);
         return;
       }
       if (!owner) {
-        sourceOwner.set(key, { id, at: problems.where('accounts', path) });
+        sourceOwner.set(key, { id, path });
         accountBySource.insertParsed(c, account);
       }
     });
@@ -291,7 +306,7 @@ export function compileRules(set: RuleSet): CompiledRules {
   allowedSources.trim();
 
   const highRisk = new PrefixTrie<HighRiskMatch>(Math.max(64, set.highRisk.length * 3));
-  const prefixAt = new Map<string, string>();
+  const prefixAt = new Map<string, number>();
   set.highRisk.forEach((entry, i) => {
     const path = [i, 'prefix'];
     if (typeof entry.prefix !== 'string' || !E164_PREFIX.test(entry.prefix)) {
@@ -300,10 +315,10 @@ export function compileRules(set: RuleSet): CompiledRules {
     }
     const first = prefixAt.get(entry.prefix);
     if (first !== undefined) {
-      problems.add('high-risk', path, `duplicate high-risk prefix ${entry.prefix} (first at ${first})`);
+      problems.add('high-risk', path, `duplicate high-risk prefix ${entry.prefix} (first at ${problems.where('high-risk', [first, 'prefix'])})`);
       return;
     }
-    prefixAt.set(entry.prefix, problems.where('high-risk', path));
+    prefixAt.set(entry.prefix, i);
     highRisk.insert(entry.prefix, { prefix: entry.prefix, name: entry.name, detail: `high-risk destination ${entry.prefix} ${entry.name}` });
   });
   highRisk.trim();
@@ -319,15 +334,7 @@ export function compileRules(set: RuleSet): CompiledRules {
     log: { level: 'info', decisions: 'all', ...guard.log },
   };
 
-  const unknownAccount: CompiledAccount = {
-    id: UNKNOWN_ACCOUNT_ID,
-    index: -1,
-    international: defaults.international ?? true,
-    allowedSources: null,
-    allowDestinations: null,
-    limits: defaultLimits,
-    dialPlan: defaultPlan!,
-  };
+  const unknownAccount = makeAccount(UNKNOWN_ACCOUNT_ID, -1, defaults.international ?? true, null, null, defaultLimits, defaultPlan!, undefined);
 
   return {
     guard: filledGuard,

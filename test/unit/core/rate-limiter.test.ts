@@ -1,0 +1,131 @@
+import { RATE_MINUTE, RATE_OK, RATE_SECOND, RateLimiter } from '../../../src/core/rate-limiter';
+
+const T0 = 1_700_000_000_000;
+
+describe('RateLimiter', () => {
+  it('cps 5 and 20 calls in one instant: exactly 15 rejected', () => {
+    const rl = new RateLimiter();
+    const results = Array.from({ length: 20 }, () => rl.admit('a', 5, Infinity, T0));
+    expect(results.filter((r) => r === RATE_OK)).toHaveLength(5);
+    expect(results.filter((r) => r === RATE_SECOND)).toHaveLength(15);
+  });
+
+  it('the second window is (t-1000, t]: a call exactly 1000 ms later is admitted, 999 ms is not', () => {
+    const rl = new RateLimiter();
+    expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_OK);
+    expect(rl.admit('a', 1, Infinity, T0 + 999)).toBe(RATE_SECOND);
+    expect(rl.admit('a', 1, Infinity, T0 + 1000)).toBe(RATE_OK);
+  });
+
+  it('slides the minute window call by call', () => {
+    const rl = new RateLimiter();
+    // 3 a minute, admitted at 0 s, 20 s, 40 s.
+    for (const s of [0, 20, 40]) expect(rl.admit('a', Infinity, 3, T0 + s * 1000)).toBe(RATE_OK);
+    expect(rl.admit('a', Infinity, 3, T0 + 59_999)).toBe(RATE_MINUTE);
+    expect(rl.admit('a', Infinity, 3, T0 + 60_000)).toBe(RATE_OK); // the 0 s admit just left
+    expect(rl.admit('a', Infinity, 3, T0 + 70_000)).toBe(RATE_MINUTE); // 20 s, 40 s, 60 s still in
+    expect(rl.admit('a', Infinity, 3, T0 + 80_000)).toBe(RATE_OK);
+  });
+
+  it('counts only admitted calls: rejections do not extend the window', () => {
+    const rl = new RateLimiter();
+    expect(rl.admit('a', 2, Infinity, T0)).toBe(RATE_OK);
+    expect(rl.admit('a', 2, Infinity, T0 + 500)).toBe(RATE_OK);
+    for (let t = 600; t < 1000; t += 50) expect(rl.admit('a', 2, Infinity, T0 + t)).toBe(RATE_SECOND);
+    expect(rl.admit('a', 2, Infinity, T0 + 1000)).toBe(RATE_OK);
+  });
+
+  it('check() without commit() consumes nothing', () => {
+    const rl = new RateLimiter();
+    const s = rl.state('a', T0);
+    for (let i = 0; i < 10; i++) expect(rl.check(s, 1, Infinity, T0)).toBe(RATE_OK);
+    rl.commit(s, 1, Infinity, T0);
+    expect(rl.check(s, 1, Infinity, T0)).toBe(RATE_SECOND);
+    expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_SECOND);
+  });
+
+  it('a held state stays exact across its ttl refreshes and is put back if the LRU let it go', () => {
+    const rl = new RateLimiter();
+    const s = rl.state('a', T0);
+    // One admit every 5 s for 3 minutes, 12 a minute allowed: all admitted, one state throughout.
+    for (let t = 0; t < 180_000; t += 5000) {
+      expect(rl.check(s, Infinity, 12, T0 + t)).toBe(RATE_OK);
+      rl.commit(s, Infinity, 12, T0 + t);
+    }
+    expect(s.dead).toBe(false);
+    expect(rl.state('a', T0 + 180_000)).toBe(s);
+    // 125 s .. 175 s are in (120 s, 180 s]: 11 admits, so one more fits, then the window is full.
+    expect(rl.check(s, Infinity, 12, T0 + 180_000)).toBe(RATE_OK);
+    rl.commit(s, Infinity, 12, T0 + 180_000);
+    expect(rl.check(s, Infinity, 12, T0 + 180_001)).toBe(RATE_MINUTE);
+    // Idle past the ttl: the LRU drops it and marks it dead; a new state starts empty.
+    rl.state('other', T0 + 400_000);
+    expect(s.dead).toBe(true);
+    const fresh = rl.state('a', T0 + 400_001);
+    expect(fresh).not.toBe(s);
+    expect(fresh.count).toBe(0);
+  });
+
+  it('applies both windows together and names the one that bit', () => {
+    const rl = new RateLimiter();
+    let admitted = 0;
+    let perSecondRejects = 0;
+    let perMinuteRejects = 0;
+    // 10 attempts a second for 10 seconds against 2/s and 10/min.
+    for (let s = 0; s < 10; s++) {
+      for (let k = 0; k < 10; k++) {
+        const r = rl.admit('a', 2, 10, T0 + s * 1000 + k);
+        if (r === RATE_OK) admitted++;
+        else if (r === RATE_SECOND) perSecondRejects++;
+        else perMinuteRejects++;
+      }
+    }
+    expect(admitted).toBe(10);
+    expect(perSecondRejects).toBe(5 * 8);
+    expect(perMinuteRejects).toBe(5 * 10);
+  });
+
+  it('is exact for a large limit at a steady rate (ring growth)', () => {
+    const rl = new RateLimiter();
+    // 100 a minute, one attempt every 300 ms for 3 minutes: every 60 s window holds <= 100 admits.
+    const admits: number[] = [];
+    for (let t = 0; t < 180_000; t += 300) if (rl.admit('a', Infinity, 100, T0 + t) === RATE_OK) admits.push(t);
+    for (const t of admits) {
+      const inWindow = admits.filter((u) => u > t - 60_000 && u <= t).length;
+      expect(inWindow).toBeLessThanOrEqual(100);
+    }
+    // Attempts every 300 ms is 200 a minute, so exactly 100 per minute get through once saturated.
+    expect(admits.filter((t) => t >= 60_000 && t < 120_000)).toHaveLength(100);
+  });
+
+  it('keys are independent, unlimited needs no state, zero blocks everything', () => {
+    const rl = new RateLimiter();
+    expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_OK);
+    expect(rl.admit('b', 1, Infinity, T0)).toBe(RATE_OK);
+    expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_SECOND);
+    expect(rl.admit('c', Infinity, Infinity, T0)).toBe(RATE_OK);
+    expect(rl.size).toBe(2);
+    expect(rl.admit('d', 0, Infinity, T0)).toBe(RATE_SECOND);
+    expect(rl.admit('e', Infinity, 0, T0)).toBe(RATE_MINUTE);
+  });
+
+  it('forgets idle keys after a minute (plus the refresh slack) of call time, without changing any answer', () => {
+    const rl = new RateLimiter();
+    const idle = rl.state('idle', T0);
+    rl.commit(idle, 1, 1, T0);
+    rl.admit('busy', 1, 1, T0 + 60_000);
+    expect(rl.size).toBe(2);
+    expect(idle.dead).toBe(false);
+    rl.admit('busy2', 1, 1, T0 + 130_000);
+    expect(idle.dead).toBe(true);
+    expect(rl.size).toBe(2);
+    expect(rl.admit('idle', 1, 1, T0 + 130_001)).toBe(RATE_OK);
+  });
+
+  it('works with a clock that starts at 0', () => {
+    const rl = new RateLimiter();
+    expect(rl.admit('a', 1, Infinity, 0)).toBe(RATE_OK);
+    expect(rl.admit('a', 1, Infinity, 999)).toBe(RATE_SECOND);
+    expect(rl.admit('a', 1, Infinity, 1000)).toBe(RATE_OK);
+  });
+});
