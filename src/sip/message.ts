@@ -1,0 +1,581 @@
+/**
+ * SIP message parsing and serialisation (RFC 3261 §7, §20).
+ *
+ * Design: the head is decoded as latin1 so that one char is one byte; every header field keeps
+ * its original text (folding included) and is written back unchanged unless the proxy edits it,
+ * so unknown headers and bodies pass byte-for-byte. Only the start line, the top Via and CSeq
+ * are parsed eagerly (they are needed for validation and transaction matching); everything else
+ * (tags, URIs, lists) is parsed on demand. Accessors return UTF-8 text; mutators take text.
+ */
+import { Via, parseVia } from './via';
+import { splitCommaSpans, bytesToText, textToBytes, isWs } from './syntax';
+import { tryParseNameAddr } from './uri';
+
+/** Why a message could not be parsed. `header` names the offending header (or "start-line", "body"). */
+export class SipParseError extends Error {
+  constructor(
+    /** The problem without the header name, e.g. "missing", "method INVITE does not match BYE". */
+    readonly detail: string,
+    readonly header?: string,
+    /** What could be parsed, so the caller can still answer 400 to a request with a usable Via. */
+    readonly partial?: SipRequest | SipResponse,
+  ) {
+    super(header ? `${header}: ${detail}` : detail);
+    this.name = 'SipParseError';
+  }
+}
+
+/** RFC 3261 §7.3.3 compact forms, plus the ones registered later (RFC 3265, 3515, 3892, 4028, 3841). */
+const COMPACT: Record<string, string> = {
+  v: 'via', f: 'from', t: 'to', i: 'call-id', m: 'contact', l: 'content-length', c: 'content-type',
+  k: 'supported', s: 'subject', e: 'content-encoding', o: 'event', r: 'refer-to', u: 'allow-events',
+  x: 'session-expires', b: 'referred-by', a: 'accept-contact', j: 'reject-contact', d: 'request-disposition',
+  y: 'identity', n: 'identity-info',
+};
+
+/**
+ * Headers whose grammar is a comma-separated list (RFC 3261 §7.3.1), so one field line may
+ * carry several values. Others (Authorization, WWW-Authenticate, Date, ...) contain commas
+ * that must not be split.
+ */
+const LIST_HEADERS = new Set([
+  'via', 'route', 'record-route', 'contact', 'allow', 'supported', 'require', 'proxy-require', 'unsupported',
+  'accept', 'accept-encoding', 'accept-language', 'content-encoding', 'allow-events', 'path', 'service-route',
+  'in-reply-to', 'warning', 'call-info', 'alert-info', 'error-info', 'p-asserted-identity',
+  'p-preferred-identity', 'reason', 'history-info', 'accept-contact', 'reject-contact', 'request-disposition',
+]);
+
+/** Canonical lower-case full name of a header name (compact forms expanded). */
+export function headerKey(name: string): string {
+  const lower = name.toLowerCase();
+  if (lower.length === 1) return COMPACT[lower] ?? lower;
+  return lower;
+}
+
+export interface HeaderField {
+  /** Name as written (byte string). */
+  name: string;
+  /** Canonical lower-case full name. */
+  key: string;
+  /** Value, unfolded and trimmed (byte string). */
+  value: string;
+  /** Original field text when untouched (byte string, may contain folding CRLFs). */
+  raw?: string;
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+abstract class SipMessageBase {
+  /** The bytes as received. Never modified; serialise with toBuffer() to get edits. */
+  readonly raw: Buffer;
+  /** Body bytes (a view into raw). */
+  body: Buffer;
+  /** @internal header fields in order */
+  fields: HeaderField[];
+  /** @internal eagerly parsed CSeq (undefined only in partial messages) */
+  _cseq?: CSeq;
+  /** @internal eagerly parsed top Via (undefined only in partial messages) */
+  _topVia?: Via;
+  private _toTag?: string | null;
+  private _fromTag?: string | null;
+  protected startLineChanged = false;
+  private changed = false;
+
+  constructor(raw: Buffer, fields: HeaderField[], body: Buffer) {
+    this.raw = raw;
+    this.fields = fields;
+    this.body = body;
+  }
+
+  abstract readonly isRequest: boolean;
+  protected abstract startLine(): string;
+
+  /** First value of a header (name case-insensitive, compact forms understood), UTF-8 text. */
+  header(name: string): string | undefined {
+    const key = headerKey(name);
+    for (const f of this.fields) if (f.key === key) return bytesToText(f.value);
+    return undefined;
+  }
+
+  /** All values; list headers (Via, Route, Contact, ...) are split at their commas. */
+  headers(name: string): string[] {
+    const key = headerKey(name);
+    const out: string[] = [];
+    const isList = LIST_HEADERS.has(key);
+    for (const f of this.fields) {
+      if (f.key !== key) continue;
+      if (isList) {
+        for (const sp of splitCommaSpans(f.value)) out.push(bytesToText(f.value.slice(sp.start, sp.end)));
+      } else out.push(bytesToText(f.value));
+    }
+    return out;
+  }
+
+  has(name: string): boolean {
+    const key = headerKey(name);
+    return this.fields.some((f) => f.key === key);
+  }
+
+  /** First element of a list header (e.g. the topmost Route), without splitting the rest. */
+  firstValue(name: string): string | undefined {
+    const key = headerKey(name);
+    for (const f of this.fields) {
+      if (f.key !== key) continue;
+      const spans = splitCommaSpans(f.value);
+      if (spans.length === 0) continue;
+      return bytesToText(f.value.slice(spans[0].start, spans[0].end));
+    }
+    return undefined;
+  }
+
+  get callId(): string {
+    return this.header('call-id') ?? '';
+  }
+
+  get cseq(): CSeq {
+    return this._cseq ?? { seq: 0, method: '' };
+  }
+
+  /** The topmost Via value, parsed. */
+  get topVia(): Via {
+    const v = this.topViaOrUndefined;
+    if (!v) throw new SipParseError('no usable Via', 'Via');
+    return v;
+  }
+
+  /** Top Via when it parsed, else undefined (for partial messages). */
+  get topViaOrUndefined(): Via | undefined {
+    if (this.viaDirty) {
+      this.viaDirty = false;
+      this._topVia = undefined;
+      this.reparseTopVia();
+    }
+    return this._topVia;
+  }
+
+  /** Via edited since _topVia was parsed; re-parse on the next read (edits are frequent, reads rare). */
+  private viaDirty = false;
+
+  get toTag(): string | undefined {
+    if (this._toTag === undefined) this._toTag = tagOf(this.header('to'));
+    return this._toTag ?? undefined;
+  }
+
+  get fromTag(): string | undefined {
+    if (this._fromTag === undefined) this._fromTag = tagOf(this.header('from'));
+    return this._fromTag ?? undefined;
+  }
+
+  /** The field lines of a header as they would be written (byte strings), e.g. to copy them into a generated message. */
+  fieldLines(name: string): string[] {
+    const key = headerKey(name);
+    const out: string[] = [];
+    for (const f of this.fields) if (f.key === key) out.push(f.raw ?? `${f.name}: ${f.value}`);
+    return out;
+  }
+
+  /** True once any edit was made (toBuffer() then re-serialises the head). */
+  get modified(): boolean {
+    return this.changed || this.startLineChanged;
+  }
+
+  // ---- mutation (proxy edits). Values are text; names as the caller wants them written. ----
+
+  /** Replaces every field of this header by one (at the first one's position), or appends it. */
+  setHeader(name: string, value: string): void {
+    const key = headerKey(name);
+    const v = textToBytes(value);
+    let done = false;
+    this.fields = this.fields.filter((f) => {
+      if (f.key !== key) return true;
+      if (done) return false;
+      f.value = v;
+      f.raw = undefined;
+      done = true;
+      return true;
+    });
+    if (!done) this.fields.push({ name, key, value: v });
+    this.touched(key);
+  }
+
+  removeHeader(name: string): void {
+    const key = headerKey(name);
+    this.fields = this.fields.filter((f) => f.key !== key);
+    this.touched(key);
+  }
+
+  /** Inserts a field above the first field of the same header, or at the top of the head. */
+  prependHeader(name: string, value: string): void {
+    const key = headerKey(name);
+    const field: HeaderField = { name, key, value: textToBytes(value) };
+    const idx = this.fields.findIndex((f) => f.key === key);
+    this.fields.splice(idx < 0 ? 0 : idx, 0, field);
+    this.touched(key);
+  }
+
+  /** Appends a field at the end of the head. */
+  appendHeader(name: string, value: string): void {
+    const key = headerKey(name);
+    this.fields.push({ name, key, value: textToBytes(value) });
+    this.touched(key);
+  }
+
+  /**
+   * Removes the first element of a list header. When one field line holds several values
+   * ("Via: a, b" as sipp writes them) only the first is cut, the rest is kept as written.
+   * Returns the removed value.
+   */
+  removeFirstValue(name: string): string | undefined {
+    const key = headerKey(name);
+    for (let i = 0; i < this.fields.length; i++) {
+      const f = this.fields[i];
+      if (f.key !== key) continue;
+      const spans = splitCommaSpans(f.value);
+      if (spans.length === 0) {
+        this.fields.splice(i, 1);
+        i--;
+        continue;
+      }
+      const removed = f.value.slice(spans[0].start, spans[0].end);
+      if (spans.length === 1) this.fields.splice(i, 1);
+      else {
+        f.value = f.value.slice(spans[1].start);
+        f.raw = undefined;
+      }
+      this.touched(key);
+      return bytesToText(removed);
+    }
+    return undefined;
+  }
+
+  /** Removes the last element of a list header (strict-router handling, §16.4). Returns it. */
+  removeLastValue(name: string): string | undefined {
+    const key = headerKey(name);
+    for (let i = this.fields.length - 1; i >= 0; i--) {
+      const f = this.fields[i];
+      if (f.key !== key) continue;
+      const spans = splitCommaSpans(f.value);
+      if (spans.length === 0) {
+        this.fields.splice(i, 1);
+        continue;
+      }
+      const last = spans[spans.length - 1];
+      const removed = f.value.slice(last.start, last.end);
+      if (spans.length === 1) this.fields.splice(i, 1);
+      else {
+        f.value = f.value.slice(0, spans[spans.length - 2].end);
+        f.raw = undefined;
+      }
+      this.touched(key);
+      return bytesToText(removed);
+    }
+    return undefined;
+  }
+
+  /** Replaces the first element of a list header (e.g. the sender's Via after stamping received=). */
+  replaceFirstValue(name: string, value: string): void {
+    const key = headerKey(name);
+    for (const f of this.fields) {
+      if (f.key !== key) continue;
+      const spans = splitCommaSpans(f.value);
+      if (spans.length === 0) continue;
+      f.value = f.value.slice(0, spans[0].start) + textToBytes(value) + f.value.slice(spans[0].end);
+      f.raw = undefined;
+      this.touched(key);
+      return;
+    }
+  }
+
+  protected touched(key: string): void {
+    this.changed = true;
+    if (key === 'via') this.viaDirty = true;
+    else if (key === 'to') this._toTag = undefined;
+    else if (key === 'from') this._fromTag = undefined;
+  }
+
+  private reparseTopVia(): void {
+    const first = this.fields.find((f) => f.key === 'via');
+    if (!first) return;
+    const spans = splitCommaSpans(first.value);
+    if (spans.length === 0) return;
+    const v = parseVia(first.value.slice(spans[0].start, spans[0].end));
+    if (typeof v !== 'string') this._topVia = v;
+  }
+
+  /**
+   * Serialises. Untouched messages return the received bytes; otherwise the head is rebuilt from
+   * the fields (untouched fields verbatim) and the body appended unchanged. Content-Length is
+   * added when missing (it is mandatory on stream transports, RFC 3261 §18.3).
+   */
+  toBuffer(): Buffer {
+    if (!this.modified && this.hasContentLength() && this.raw.length === this.headLength + this.body.length) {
+      return this.raw;
+    }
+    let head = this.startLine() + '\r\n';
+    let hasCl = false;
+    for (const f of this.fields) {
+      head += (f.raw ?? `${f.name}: ${f.value}`) + '\r\n';
+      if (f.key === 'content-length') hasCl = true;
+    }
+    if (!hasCl) head += `Content-Length: ${this.body.length}\r\n`;
+    head += '\r\n';
+    const headLen = Buffer.byteLength(head, 'latin1');
+    const out = Buffer.allocUnsafe(headLen + this.body.length);
+    out.write(head, 0, 'latin1');
+    this.body.copy(out, headLen);
+    return out;
+  }
+
+  toString(): string {
+    return this.toBuffer().toString('utf8');
+  }
+
+  /** @internal length of the received head including the blank line */
+  headLength = 0;
+
+  private hasContentLength(): boolean {
+    return this.fields.some((f) => f.key === 'content-length');
+  }
+}
+
+export class SipRequest extends SipMessageBase {
+  readonly isRequest = true;
+  readonly method: string;
+  private _uri: string;
+  private readonly rawStartLine: string;
+
+  constructor(raw: Buffer, startLine: string, method: string, uri: string, fields: HeaderField[], body: Buffer) {
+    super(raw, fields, body);
+    this.rawStartLine = startLine;
+    this.method = method;
+    this._uri = uri;
+  }
+
+  /** The Request-URI as written. */
+  get uri(): string {
+    return bytesToText(this._uri);
+  }
+
+  /** Replaces the Request-URI (strict-router handling, RFC 3261 §16.4). */
+  setUri(uri: string): void {
+    this._uri = textToBytes(uri);
+    this.startLineChanged = true;
+  }
+
+  protected startLine(): string {
+    return this.startLineChanged ? `${this.method} ${this._uri} SIP/2.0` : this.rawStartLine;
+  }
+}
+
+export class SipResponse extends SipMessageBase {
+  readonly isRequest = false;
+  readonly status: number;
+  readonly reason: string;
+  private readonly rawStartLine: string;
+
+  constructor(raw: Buffer, startLine: string, status: number, reason: string, fields: HeaderField[], body: Buffer) {
+    super(raw, fields, body);
+    this.rawStartLine = startLine;
+    this.status = status;
+    this.reason = bytesToText(reason);
+  }
+
+  protected startLine(): string {
+    return this.rawStartLine;
+  }
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+export interface ParseOptions {
+  /**
+   * The bytes were framed by a stream transport (TCP/TLS): Content-Length must be present and is
+   * exact. For datagrams a missing Content-Length means "rest of the packet" and extra bytes
+   * past it are discarded (RFC 3261 §18.3).
+   */
+  stream?: boolean;
+}
+
+function tagOf(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  // Fast path: most From/To values carry ";tag=" once, after the '>' of the URI.
+  const na = tryParseNameAddr(value);
+  const tag = na?.params.tag;
+  return tag ? tag : null;
+}
+
+function isTokenChar(c: number): boolean {
+  // RFC 3261 §25.1 token: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"
+  return (
+    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
+    c === 0x2d || c === 0x2e || c === 0x21 || c === 0x25 || c === 0x2a || c === 0x5f || c === 0x2b ||
+    c === 0x60 || c === 0x27 || c === 0x7e
+  );
+}
+
+/** Parses one SIP message. Throws SipParseError (with `partial` when the head was readable). */
+export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
+  // §7.5: CRLFs before the start line are ignored.
+  let start = 0;
+  while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+  if (start >= buf.length) throw new SipParseError('empty message');
+
+  let headEnd = buf.indexOf(CRLFCRLF, start);
+  let sepLen = 4;
+  if (headEnd < 0) {
+    headEnd = buf.indexOf(LFLF, start);
+    sepLen = 2;
+  }
+  let missingBlankLine = false;
+  if (headEnd < 0) {
+    missingBlankLine = true;
+    headEnd = buf.length;
+    sepLen = 0;
+  }
+  const head = buf.toString('latin1', start, headEnd);
+  const lines = head.split('\n');
+  const startLine = stripCr(lines[0]);
+
+  // Start line (§7.1, §7.2).
+  let kind: 'req' | 'res' | 'bad' = 'bad';
+  let method = '';
+  let uri = '';
+  let status = 0;
+  let reason = '';
+  let startError = '';
+  if (startLine.startsWith('SIP/2.0 ')) {
+    const sp = startLine.indexOf(' ', 8);
+    const code = sp < 0 ? startLine.slice(8) : startLine.slice(8, sp);
+    if (code.length === 3 && /^[1-6][0-9][0-9]$/.test(code)) {
+      kind = 'res';
+      status = Number(code);
+      reason = sp < 0 ? '' : startLine.slice(sp + 1);
+    } else startError = 'bad status code';
+  } else {
+    const sp1 = startLine.indexOf(' ');
+    const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
+    if (sp1 > 0 && sp2 > sp1 + 1 && startLine.indexOf(' ', sp2 + 1) < 0) {
+      method = startLine.slice(0, sp1);
+      uri = startLine.slice(sp1 + 1, sp2);
+      const version = startLine.slice(sp2 + 1);
+      let okMethod = true;
+      for (let i = 0; i < method.length; i++) if (!isTokenChar(method.charCodeAt(i))) okMethod = false;
+      if (!okMethod) startError = 'bad method';
+      else if (version.toUpperCase() !== 'SIP/2.0') startError = `unsupported version "${version.slice(0, 20)}"`;
+      else if (uri.indexOf(':') <= 0) startError = 'bad Request-URI';
+      else kind = 'req';
+    } else startError = 'bad request line';
+  }
+
+  // Header fields (§7.3), with line folding (§7.3.1).
+  const fields: HeaderField[] = [];
+  let headerError: SipParseError | undefined;
+  for (let li = 1; li < lines.length; li++) {
+    const line = stripCr(lines[li]);
+    if (line.length === 0) continue;
+    const c0 = line.charCodeAt(0);
+    if (c0 === 0x20 || c0 === 0x09) {
+      const prev = fields[fields.length - 1];
+      if (!prev) {
+        headerError ??= new SipParseError('continuation line before any header', 'header');
+        continue;
+      }
+      prev.raw = (prev.raw ?? '') + '\r\n' + line;
+      prev.value = (prev.value + ' ' + line.trim()).trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      headerError ??= new SipParseError(`malformed header line "${bytesToText(line.slice(0, 40))}"`, 'header');
+      continue;
+    }
+    let nameEnd = colon;
+    while (nameEnd > 0 && isWs(line.charCodeAt(nameEnd - 1))) nameEnd--;
+    const name = line.slice(0, nameEnd);
+    let bad = false;
+    for (let i = 0; i < name.length; i++) if (!isTokenChar(name.charCodeAt(i))) bad = true;
+    if (bad || name.length === 0) {
+      headerError ??= new SipParseError(`bad header name "${bytesToText(name.slice(0, 40))}"`, 'header');
+      continue;
+    }
+    fields.push({ name, key: headerKey(name), value: line.slice(colon + 1).trim(), raw: line });
+  }
+
+  // Body and Content-Length (§18.3, §20.14).
+  const bodyStart = Math.min(headEnd + sepLen, buf.length);
+  let body = buf.subarray(bodyStart);
+  let clError: SipParseError | undefined;
+  const clField = fields.find((f) => f.key === 'content-length');
+  if (clField) {
+    const v = clField.value;
+    if (!/^[0-9]{1,9}$/.test(v)) clError = new SipParseError(`invalid value "${bytesToText(v.slice(0, 20))}"`, 'Content-Length');
+    else {
+      const cl = Number(v);
+      if (cl > body.length) clError = new SipParseError(`says ${cl} bytes, body has ${body.length}`, 'Content-Length');
+      else if (cl < body.length) body = body.subarray(0, cl);
+    }
+  } else if (opts.stream) {
+    clError = new SipParseError('missing (required on stream transports)', 'Content-Length');
+  }
+
+  let msg: SipMessage;
+  if (kind === 'res') msg = new SipResponse(buf, startLine, status, reason, fields, body);
+  else msg = new SipRequest(buf, startLine, method || 'UNKNOWN', uri, fields, body);
+  msg.headLength = bodyStart;
+  const partialOk = kind !== 'bad' || !startLine.startsWith('SIP/');
+
+  // Top Via first: without it nothing can be answered.
+  const viaField = fields.find((f) => f.key === 'via');
+  let viaError: SipParseError | undefined;
+  if (!viaField) viaError = new SipParseError('missing', 'Via');
+  else {
+    const spans = splitCommaSpans(viaField.value);
+    const v = spans.length ? parseVia(viaField.value.slice(spans[0].start, spans[0].end)) : 'empty';
+    if (typeof v === 'string') viaError = new SipParseError(v, 'Via');
+    else msg._topVia = v;
+  }
+
+  // CSeq (§20.16) is needed for responses built from a partial request, so parse it before failing.
+  const cseqField = fields.find((f) => f.key === 'cseq');
+  let cseqError: SipParseError | undefined;
+  if (!cseqField) cseqError = new SipParseError('missing', 'CSeq');
+  else {
+    const m = /^([0-9]{1,10})[ \t]+([!%'*+\-.0-9A-Z_`a-z~]+)$/.exec(cseqField.value);
+    if (!m || Number(m[1]) > 0xffffffff) cseqError = new SipParseError(`invalid value "${bytesToText(cseqField.value.slice(0, 30))}"`, 'CSeq');
+    else {
+      msg._cseq = { seq: Number(m[1]), method: m[2] };
+      if (kind === 'req' && m[2] !== method) cseqError = new SipParseError(`method ${m[2]} does not match ${method}`, 'CSeq');
+    }
+  }
+
+  const fail = (e: SipParseError): never => {
+    throw new SipParseError(e.detail, e.header, partialOk ? msg : undefined);
+  };
+  if (kind === 'bad') fail(new SipParseError(startError, 'start-line'));
+  if (missingBlankLine) fail(new SipParseError('no empty line after the headers', 'header'));
+  if (headerError) fail(headerError);
+  if (viaError) fail(viaError);
+  for (const [key, label] of [['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID']] as const) {
+    const f = fields.find((x) => x.key === key);
+    if (!f || f.value.length === 0) fail(new SipParseError('missing', label));
+  }
+  if (cseqError) fail(cseqError);
+  if (clError) fail(clError);
+  const mf = fields.find((f) => f.key === 'max-forwards');
+  if (mf && !/^[0-9]{1,3}$/.test(mf.value)) fail(new SipParseError(`invalid value "${bytesToText(mf.value.slice(0, 20))}"`, 'Max-Forwards'));
+  return msg;
+}
+
+function stripCr(s: string): string {
+  return s.length > 0 && s.charCodeAt(s.length - 1) === 0x0d ? s.slice(0, -1) : s;
+}
+
+export function isRequest(m: SipMessage): m is SipRequest {
+  return m.isRequest;
+}

@@ -1,0 +1,976 @@
+/**
+ * The embedded transaction-stateful SIP proxy (RFC 3261 §16, transactions per §17 and RFC 6026).
+ *
+ * It sits between carrier customers and the carrier's SIP core ("upstream"): every request from
+ * a customer goes to the upstream, never anywhere else (no open relay); requests from the
+ * upstream are routed by Route / Request-URI. Initial INVITEs from customers must pass the
+ * policy before they are forwarded. Messages pass byte-for-byte except for the headers a proxy
+ * must change (Via, Route, Record-Route, Max-Forwards).
+ *
+ * Nothing in the receive path may throw out: every entry point (socket handler, timer, promise
+ * continuation) is wrapped by guard().
+ */
+import { EventEmitter } from 'node:events';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Logger } from 'winston';
+import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
+import { parseMessage, SipParseError, SipRequest, SipResponse, SipMessage } from './message';
+import { TransportLayer, InboundMessage, LocalEndpoint, peerText } from './transport';
+import { parseHostPortSpec, familyOf, defaultPort } from './address';
+import { Router } from './router';
+import { responseTemplate, buildResponse, inviteEcho, buildAck, buildCancel } from './build';
+import { branchFor, isOurBranch, newTag } from './ids';
+import { stampReceived, viaResponseTarget, formatVia } from './via';
+import { parseNameAddr, tryParseUri } from './uri';
+import {
+  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
+} from './transaction';
+import { LogThrottle } from './log-throttle';
+
+export interface ProxyOptions {
+  /** "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:[::1]:5060"; port 0 picks a free port (tests). */
+  listen: string[];
+  /** "127.0.0.1:5080", "[::1]:5080", "tcp:127.0.0.1:5080", "udp:host:port" (UDP default). Resolved once at start. */
+  upstream: string;
+  /** Host to put in Via / Record-Route when listening on 0.0.0.0 / ::. */
+  advertise?: string;
+  /** recvBufferSize/sendBufferSize on UDP sockets (default 8 MiB). */
+  udpBufferBytes?: number;
+  policy: ProxyPolicy;
+  logger: Logger;
+  /** RFC 3261 timers in ms; tests shorten them. */
+  timers?: Partial<TimerValues>;
+  /** Most server transactions held at once; past it new requests get 503 (default 500000). */
+  maxTransactions?: number;
+  /** Stream connections idle this long are closed (default 5 min). */
+  tcpIdleTimeoutMs?: number;
+  /** Largest message accepted on a stream (default 64 KiB). */
+  maxMessageBytes?: number;
+  /**
+   * Run admitInvite() for initial INVITEs that come from the upstream too (default false: the
+   * upstream is the trusted core and calls it sends towards customers are not toll fraud).
+   */
+  admitFromUpstream?: boolean;
+}
+
+export interface ProxyStats {
+  serverTransactions: number;
+  clientTransactions: number;
+  tcpConnections: number;
+  /** Call-IDs of answered upstream-originated dialogs (their re-INVITEs are not initial). */
+  upstreamDialogs: number;
+  counters: Record<CounterName, number>;
+}
+
+type CounterName =
+  | 'requests' | 'responses' | 'parseErrors' | 'dropped' | 'screened' | 'retransmissionsAbsorbed'
+  | 'rejected' | 'forwarded' | 'timeouts' | 'sendErrors';
+
+/** Methods whose out-of-dialog request creates a dialog, hence gets Record-Route (§16.6 step 4). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE';
+const UPSTREAM_DIALOGS_MAX = 100_000;
+const UPSTREAM_DIALOG_TTL_MS = 12 * 3600_000;
+
+type Hop = Peer | Promise<Peer> | string;
+
+function isThenable<T>(v: unknown): v is PromiseLike<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+export class SipProxy extends EventEmitter {
+  private readonly policy: ProxyPolicy;
+  private readonly log: Logger;
+  private readonly t: TimerValues;
+  private readonly linger: number;
+  private readonly throttle = new LogThrottle();
+  private transport: TransportLayer | null = null;
+  private router: Router | null = null;
+  private upstream: Peer | null = null;
+  private readonly server = new Map<string, ServerTransaction>();
+  private readonly client = new Map<string, ClientTransaction>();
+  private readonly upstreamDialogs = new Map<string, number>();
+  private readonly counters: Record<CounterName, number> = {
+    requests: 0, responses: 0, parseErrors: 0, dropped: 0, screened: 0, retransmissionsAbsorbed: 0,
+    rejected: 0, forwarded: 0, timeouts: 0, sendErrors: 0,
+  };
+  private stopped = false;
+
+  constructor(private readonly opts: ProxyOptions) {
+    super();
+    this.policy = opts.policy;
+    this.log = opts.logger;
+    this.t = { ...DEFAULT_TIMERS, ...(opts.timers ?? {}) };
+    this.linger = Math.min(64 * this.t.T1, LINGER_CAP_MS);
+  }
+
+  async start(): Promise<void> {
+    if (this.transport) throw new Error('SipProxy already started');
+    this.stopped = false;
+    const listen = this.opts.listen.map((s) => parseHostPortSpec(s, true));
+    if (listen.length === 0) throw new Error('SipProxy: no listen address');
+    const up = parseHostPortSpec(this.opts.upstream);
+    // Resolved once: the upstream is configuration, not something to look up per call.
+    const address = isIP(up.host) ? up.host : (await lookup(up.host)).address;
+    this.upstream = { transport: up.transport, address, port: up.port };
+    const transport = new TransportLayer({
+      listen,
+      logger: this.log,
+      udpBufferBytes: this.opts.udpBufferBytes,
+      idleTimeoutMs: this.opts.tcpIdleTimeoutMs,
+      maxMessageBytes: this.opts.maxMessageBytes,
+    });
+    transport.onMessage = (m) => this.guard(() => this.onInbound(m));
+    await transport.start();
+    this.transport = transport;
+    this.router = new Router(transport.endpoints(), this.opts.advertise);
+    if (up.transport === 'udp' && !transport.endpointFor('udp', familyOf(address))) {
+      this.log.warn({ message: 'no UDP listener of the upstream address family; requests to it will fail', upstream: this.opts.upstream });
+    }
+    this.log.info({ message: 'sip proxy listening', listen: this.addresses().map(peerText), upstream: peerText(this.upstream) });
+    this.emit('listening');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const tx of this.server.values()) tx.timers.clearAll();
+    for (const c of this.client.values()) c.timers.clearAll();
+    this.server.clear();
+    this.client.clear();
+    this.upstreamDialogs.clear();
+    const t = this.transport;
+    this.transport = null;
+    if (t) await t.stop();
+    this.emit('stopped');
+  }
+
+  /** Bound listen addresses, with real ports. */
+  addresses(): Array<{ transport: TransportName; address: string; port: number }> {
+    return (this.transport?.endpoints() ?? []).map((e) => ({ transport: e.transport, address: e.address, port: e.port }));
+  }
+
+  stats(): ProxyStats {
+    return {
+      serverTransactions: this.server.size,
+      clientTransactions: this.client.size,
+      tcpConnections: this.transport?.connectionCount() ?? 0,
+      upstreamDialogs: this.upstreamDialogs.size,
+      counters: { ...this.counters },
+    };
+  }
+
+  // ======================= receive path =======================
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      const t = this.throttle.take('internal');
+      if (t.ok) this.log.error({ message: 'sip proxy internal error', error: (err as Error).stack ?? String(err) });
+    }
+  }
+
+  private warn(key: string, fields: Record<string, unknown>, level: 'warn' | 'info' = 'warn'): void {
+    const t = this.throttle.take(key);
+    if (!t.ok) return;
+    this.log.log(level, t.suppressed ? { ...fields, suppressedSinceLast: t.suppressed } : fields);
+  }
+
+  private onInbound(m: InboundMessage): void {
+    if (this.stopped) return;
+    let msg: SipMessage;
+    try {
+      msg = parseMessage(m.data, { stream: m.conn !== undefined });
+    } catch (err) {
+      if (err instanceof SipParseError) return this.onParseError(err, m);
+      throw err;
+    }
+    if (m.framingError) return this.onParseError(new SipParseError(m.framingError, 'Content-Length', msg), m);
+    if (msg.isRequest) this.onRequest(msg, m);
+    else this.onResponse(msg, m);
+  }
+
+  /** RFC 3261 §16.3 step 1 / §8.2: malformed → 400 when a response can be routed, else drop. */
+  private onParseError(err: SipParseError, m: InboundMessage): void {
+    this.counters.parseErrors++;
+    const p = err.partial;
+    if (p && p.isRequest && p.method !== 'ACK' && p.topViaOrUndefined) {
+      this.warn('400', { message: 'malformed request, answering 400', peer: peerText(m.peer), reason: err.message });
+      this.stampVia(p, m.peer);
+      const reason = `Bad Request (${err.message})`.slice(0, 120);
+      this.replyStateless(p, m, 400, reason, [['Warning', `399 tollguard "${err.message.replace(/["\\]/g, "'")}"`]]);
+      return;
+    }
+    this.warn('malformed', { message: 'dropping malformed message', peer: peerText(m.peer), reason: err.message });
+  }
+
+  /** §18.2.1 and RFC 3581 §4: received= / rport= on the sender's Via. */
+  private stampVia(req: SipRequest, peer: Peer): void {
+    const via = req.topViaOrUndefined;
+    const first = req.firstValue('via');
+    if (!via || first === undefined) return;
+    const edited = stampReceived(first, via, peer.address, peer.port);
+    if (edited) req.replaceFirstValue('via', edited);
+  }
+
+  private onRequest(req: SipRequest, m: InboundMessage): void {
+    this.counters.requests++;
+    const peer = m.peer;
+    this.stampVia(req, peer);
+
+    // Cheap source screening comes before any state is created.
+    let screen: Rejection | 'drop' | null;
+    try {
+      screen = this.policy.screenRequest(req, peer);
+    } catch (err) {
+      this.log.error({ message: 'policy.screenRequest threw', error: (err as Error).message });
+      screen = { status: 500, reason: 'Server Internal Error' };
+    }
+    if (screen === 'drop') {
+      this.counters.dropped++;
+      return;
+    }
+    if (screen) {
+      // Stateless on purpose: a flood from unwanted sources must not create transactions. The
+      // answer is deterministic (same To tag), so a retransmission gets the same response again
+      // and the ACK is screened out like the INVITE was.
+      this.counters.screened++;
+      const r = this.checkedRejection(screen);
+      if (req.method !== 'ACK') this.replyStateless(req, m, r.status, r.reason, r.headers);
+      return;
+    }
+
+    if (req.method === 'ACK') return this.onAck(req, m);
+    if (req.method === 'CANCEL') return this.onCancel(req, m);
+
+    const key = serverKey(req);
+    const existing = this.server.get(key);
+    if (existing) return this.onRetransmission(existing);
+
+    if (this.server.size >= (this.opts.maxTransactions ?? 500_000)) {
+      this.warn('overload', { message: 'transaction table full, answering 503', peer: peerText(peer) });
+      this.replyStateless(req, m, 503, 'Service Unavailable', [['Retry-After', '5']]);
+      return;
+    }
+    const tx = this.newServerTx(key, req, m);
+    // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting the INVITE.
+    if (tx.isInvite) this.sendProvisional(tx, buildResponse(tx.tpl!, 100, 'Trying'), 100);
+
+    // §16.3 step 3: Max-Forwards.
+    const mf = req.header('max-forwards');
+    if (mf !== undefined && Number(mf) === 0) {
+      this.warn('483', { message: 'Max-Forwards exhausted, answering 483', peer: peerText(peer), method: req.method }, 'info');
+      return this.respond(tx, 483, 'Too Many Hops');
+    }
+
+    this.preprocessRoutes(req);
+
+    // A request addressed to the proxy itself (keep-alive OPTIONS from a peer): answer it here.
+    if (req.method === 'OPTIONS' && !req.has('route') && this.isSelfTarget(req.uri)) {
+      return this.respond(tx, 200, 'OK', [['Allow', ALLOW]]);
+    }
+
+    if (tx.isInvite && (!tx.fromUpstream || this.opts.admitFromUpstream) && this.isInitialInvite(req)) {
+      return this.admit(tx, req, peer);
+    }
+    this.forward(tx, req);
+  }
+
+  private newServerTx(key: string, req: SipRequest, m: InboundMessage): ServerTransaction {
+    const via = req.topVia;
+    const fallback: Peer = m.conn
+      ? { transport: m.peer.transport, address: via.received ?? m.peer.address, port: via.port ?? defaultPort(m.peer.transport) }
+      : m.peer;
+    const tx = new ServerTransaction(key, req.method, req.callId, m.peer, m.local, m.conn, fallback, this.isFromUpstream(m, via), responseTemplate(req));
+    this.server.set(key, tx);
+    return tx;
+  }
+
+  /** §17.2.1 / §17.2.2: a retransmitted request gets the last response again, never a second forward. */
+  private onRetransmission(tx: ServerTransaction): void {
+    this.counters.retransmissionsAbsorbed++;
+    // RFC 6026 §7.1: in Accepted, retransmitted INVITEs are absorbed (the UAS retransmits its 2xx).
+    if (tx.state === 'accepted' || tx.state === 'terminated') return;
+    if (tx.last) this.sendToPeer(tx, tx.last);
+  }
+
+  private onAck(req: SipRequest, m: InboundMessage): void {
+    const tx = this.server.get(serverKey(req));
+    if (tx && tx.state !== 'accepted') {
+      // §17.2.1: the ACK for a non-2xx final response ends the INVITE server transaction here;
+      // the downstream ACK was already sent by our client transaction (§17.1.1.3).
+      if (tx.state === 'completed') {
+        tx.state = 'confirmed';
+        tx.timers.clear('G');
+        tx.timers.clear('H');
+        if (tx.reliable) this.terminateServer(tx);
+        else tx.timers.set('I', this.t.T4, () => this.guard(() => this.terminateServer(tx)));
+      }
+      this.counters.retransmissionsAbsorbed++;
+      return;
+    }
+    // ACK for a 2xx is a transaction of its own, forwarded statelessly (§16.11 / RFC 6026).
+    this.forwardStateless(req, m);
+  }
+
+  /** §16.10 */
+  private onCancel(req: SipRequest, m: InboundMessage): void {
+    const key = serverKey(req);
+    const again = this.server.get(key);
+    if (again) return this.onRetransmission(again);
+    const invite = this.server.get(serverKey(req, 'INVITE'));
+    if (!invite) {
+      this.replyStateless(req, m, 481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    const tx = this.newServerTx(key, req, m);
+    tx.toTag = invite.toTag ??= newTag();
+    this.respond(tx, 200, 'OK');
+    this.cancelInvite(invite);
+  }
+
+  private cancelInvite(tx: ServerTransaction): void {
+    if (tx.hasFinal || tx.cancelled || tx.state === 'terminated') return;
+    tx.cancelled = true;
+    const c = tx.client;
+    if (!c) {
+      // Still being admitted or resolved: nothing went downstream, so answer for it.
+      this.respond(tx, 487, 'Request Terminated');
+      if (tx.admitted) this.endCall(tx.callId, 'cancelled');
+      return;
+    }
+    // §16.10 / §9.1: a CANCEL may only go once a provisional response has arrived.
+    if (c.provisional) this.sendCancel(c);
+    else if (c.cancel === 'none') c.cancel = 'pending';
+  }
+
+  private isInitialInvite(req: SipRequest): boolean {
+    if (req.toTag === undefined) return true;
+    const callId = req.callId;
+    let known = false;
+    try {
+      known = this.policy.knowsDialog(callId);
+    } catch (err) {
+      this.log.error({ message: 'policy.knowsDialog threw', error: (err as Error).message });
+    }
+    // A To tag alone proves nothing: attackers forge them to skip admission.
+    return !(known || this.knowsUpstreamDialog(callId));
+  }
+
+  private admit(tx: ServerTransaction, req: SipRequest, peer: Peer): void {
+    tx.pending = true;
+    let r: Rejection | null | Promise<Rejection | null>;
+    try {
+      r = this.policy.admitInvite(req, peer);
+    } catch (err) {
+      return this.admissionFailed(tx, err);
+    }
+    if (isThenable<Rejection | null>(r)) {
+      tx.timers.set('admit', this.linger, () =>
+        this.guard(() => this.admissionFailed(tx, new Error('admitInvite did not settle in time'))),
+      );
+      r.then(
+        (v) => this.guard(() => this.admitted(tx, req, v)),
+        (err: unknown) => this.guard(() => this.admissionFailed(tx, err)),
+      );
+      return;
+    }
+    this.admitted(tx, req, r);
+  }
+
+  private admitted(tx: ServerTransaction, req: SipRequest, rej: Rejection | null): void {
+    tx.pending = false;
+    tx.timers.clear('admit');
+    if (this.stopped) return;
+    if (tx.hasFinal || tx.state === 'terminated') {
+      // Answered meanwhile (CANCEL, admission timeout): a late "yes" must not leak a call slot.
+      if (rej === null) this.endCall(tx.callId, tx.cancelled ? 'cancelled' : 'error');
+      return;
+    }
+    if (rej) {
+      this.counters.rejected++;
+      const r = this.checkedRejection(rej);
+      return this.respond(tx, r.status, r.reason, r.headers);
+    }
+    tx.admitted = true;
+    this.forward(tx, req);
+  }
+
+  /** A policy answer must be a final error status; anything else becomes 500 (and is logged). */
+  private checkedRejection(rej: Rejection): Rejection {
+    if (Number.isInteger(rej.status) && rej.status >= 300 && rej.status <= 699) return rej;
+    this.log.error({ message: 'policy rejection with an invalid status, answering 500', status: rej.status });
+    return { status: 500, reason: 'Server Internal Error' };
+  }
+
+  private admissionFailed(tx: ServerTransaction, err: unknown): void {
+    tx.pending = false;
+    tx.timers.clear('admit');
+    if (this.stopped || tx.hasFinal || tx.state === 'terminated') return;
+    this.log.error({ message: 'policy.admitInvite failed, answering 500', callId: tx.callId, error: (err as Error)?.message ?? String(err) });
+    this.respond(tx, 500, 'Server Internal Error');
+  }
+
+  // ======================= routing and forwarding =======================
+
+  /**
+   * UDP: the packet's source is the upstream's address:port. Streams: it came over the connection
+   * we opened to the upstream, or over a connection the upstream opened from its IP (§18.2.1: a
+   * UAS may open a new one for its requests) whose top Via names the upstream's port; the port
+   * test keeps customers that share the upstream's IP (loopback, NAT) on the customer side.
+   */
+  private isFromUpstream(m: InboundMessage, via?: { port?: number }): boolean {
+    const u = this.upstream!;
+    if (m.conn) {
+      if (m.conn.outbound) return m.conn.remote.address === u.address && m.conn.remote.port === u.port;
+      return m.peer.address === u.address && (via?.port ?? defaultPort(m.peer.transport)) === u.port;
+    }
+    return m.peer.address === u.address && m.peer.port === u.port;
+  }
+
+  private isSelfTarget(uriText: string): boolean {
+    const u = tryParseUri(uriText);
+    return !!u && u.scheme !== 'tel' && u.user === undefined && this.router!.isSelfUri(u);
+  }
+
+  /** §16.4: strict-router compatibility and removal of our own loose Route entries (two with RFC 5658). */
+  private preprocessRoutes(req: SipRequest): void {
+    const router = this.router!;
+    const ruri = tryParseUri(req.uri);
+    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri) && req.has('route')) {
+      // The previous hop is a strict router: the real Request-URI is the last Route value.
+      const last = req.removeLastValue('route');
+      if (last !== undefined) {
+        try {
+          req.setUri(parseNameAddr(last).uri);
+        } catch {
+          /* leave the Request-URI; routing will reject it if it is unusable */
+        }
+      }
+    }
+    for (let i = 0; i < 4; i++) {
+      const top = req.firstValue('route');
+      if (top === undefined || !router.isSelfRoute(top)) break;
+      req.removeFirstValue('route');
+    }
+  }
+
+  /**
+   * §16.5/16.6 step 6: requests from customers always go to the upstream (never an open relay);
+   * requests from the upstream follow the next Route, else the Request-URI.
+   */
+  private nextHop(req: SipRequest, fromUpstream: boolean): Hop {
+    if (!fromUpstream) return this.upstream!;
+    const route = req.firstValue('route');
+    let uriText = req.uri;
+    if (route !== undefined) {
+      try {
+        uriText = parseNameAddr(route).uri;
+      } catch (err) {
+        return `bad Route: ${(err as Error).message}`;
+      }
+    }
+    const hop = this.router!.nextHopOf(uriText);
+    if (typeof hop === 'string') return hop;
+    const addr = this.router!.resolve(hop.host);
+    if (typeof addr === 'string') return { transport: hop.transport, address: addr, port: hop.port };
+    return addr.then((a) => ({ transport: hop.transport, address: a, port: hop.port }));
+  }
+
+  /** Our address on the transport and IP family of a destination. */
+  private endpointToward(dest: Peer): LocalEndpoint | undefined {
+    const transport = this.transport!;
+    const fam = familyOf(dest.address);
+    const ep = transport.endpointFor(dest.transport, fam);
+    if (ep || dest.transport === 'udp') return ep;
+    // Outbound stream without a listener of that kind: responses come back on the connection;
+    // the Via just has to name us.
+    const any = transport.endpoints().find((e) => e.family === fam);
+    return any ? { ...any, transport: dest.transport } : undefined;
+  }
+
+  private forward(tx: ServerTransaction, req: SipRequest): void {
+    const hop = this.nextHop(req, tx.fromUpstream);
+    if (typeof hop === 'string') {
+      this.warn('unroutable', { message: 'cannot route request', method: req.method, reason: hop });
+      if (hop.startsWith('unsupported URI scheme')) return this.failServer(tx, 416, 'Unsupported URI Scheme', 'error');
+      return this.failServer(tx, 400, 'Bad Request', 'error');
+    }
+    if (hop instanceof Promise) {
+      tx.pending = true;
+      hop.then(
+        (dest) => this.guard(() => {
+          tx.pending = false;
+          if (this.stopped) return;
+          if (tx.hasFinal || tx.state === 'terminated') return;
+          this.sendForward(tx, req, dest);
+        }),
+        (err: unknown) => this.guard(() => {
+          tx.pending = false;
+          this.warn('dns', { message: 'DNS lookup failed for next hop', callId: tx.callId, error: (err as Error).message });
+          this.failServer(tx, 503, 'Service Unavailable', 'error');
+        }),
+      );
+      return;
+    }
+    this.sendForward(tx, req, hop);
+  }
+
+  /** A final response the proxy makes for a request it could not forward; ends an admitted call. */
+  private failServer(tx: ServerTransaction, status: number, reason: string, why: 'error' | 'timeout' | 'cancelled'): void {
+    if (tx.hasFinal || tx.state === 'terminated') return;
+    this.respond(tx, status, reason);
+    if (tx.isInvite && tx.admitted) this.endCall(tx.callId, why);
+  }
+
+  private sendForward(tx: ServerTransaction, req: SipRequest, dest: Peer): void {
+    if (this.router!.isSelfPeer(dest)) {
+      this.warn('loop', { message: 'request would loop back to this proxy', method: req.method, dest: peerText(dest) });
+      return this.failServer(tx, 482, 'Loop Detected', 'error');
+    }
+    const ep = this.endpointToward(dest);
+    if (!ep) {
+      this.warn('notransport', { message: 'no local transport toward next hop', dest: peerText(dest) });
+      return this.failServer(tx, 503, 'Service Unavailable', 'error');
+    }
+    this.decrementMaxForwards(req);
+    if (req.toTag === undefined && DIALOG_CREATING.has(req.method)) this.addRecordRoute(req, tx.local, ep);
+    // §16.6 step 8: our Via on top, branch derived from the server transaction (CANCEL reuses it).
+    const branch = branchFor(tx.key);
+    const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
+    req.prependHeader('Via', via);
+    const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toBuffer());
+    if (c.isInvite) c.echo = inviteEcho(req, via);
+    const old = this.client.get(c.key);
+    if (old) this.terminateClient(old);
+    this.client.set(c.key, c);
+    tx.client = c;
+    this.counters.forwarded++;
+    this.transmit(c);
+
+    const callId = tx.callId;
+    if (req.method === 'BYE') {
+      this.upstreamDialogs.delete(callId);
+      this.endCall(callId, 'bye');
+    } else if (req.toTag !== undefined) {
+      this.activity(callId);
+    }
+  }
+
+  /** §16.6 step 3: decrement, or add 70 when absent. */
+  private decrementMaxForwards(req: SipRequest): void {
+    const mf = req.header('max-forwards');
+    if (mf === undefined) req.appendHeader('Max-Forwards', '70');
+    else req.setHeader('Max-Forwards', String(Math.max(0, Number(mf) - 1)));
+  }
+
+  /**
+   * §16.6 step 4, RFC 5658: one Record-Route when both sides use the same listener; otherwise two,
+   * the top one naming the outbound side (used by the callee) and the next the inbound side (used
+   * by the caller, whose route set is reversed), so each side reaches us on its own transport.
+   */
+  private addRecordRoute(req: SipRequest, inbound: LocalEndpoint, outbound: LocalEndpoint): void {
+    const router = this.router!;
+    const same = inbound.transport === outbound.transport && inbound.address === outbound.address && inbound.port === outbound.port;
+    if (!same) req.prependHeader('Record-Route', router.recordRoute(inbound));
+    req.prependHeader('Record-Route', router.recordRoute(outbound));
+  }
+
+  /** ACK for a 2xx (and anything else forwarded without a transaction): route and send, no state. */
+  private forwardStateless(req: SipRequest, m: InboundMessage): void {
+    const mf = req.header('max-forwards');
+    if (mf !== undefined && Number(mf) === 0) {
+      this.counters.dropped++;
+      return;
+    }
+    this.preprocessRoutes(req);
+    const fromUpstream = this.isFromUpstream(m, req.topViaOrUndefined);
+    const callId = req.callId;
+    const branch = branchFor(serverKey(req, req.method));
+    const send = (dest: Peer): void => {
+      if (this.stopped || this.router!.isSelfPeer(dest)) return;
+      const ep = this.endpointToward(dest);
+      if (!ep) return;
+      this.decrementMaxForwards(req);
+      req.prependHeader('Via', formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch));
+      this.counters.forwarded++;
+      this.transport!.send(dest, req.toBuffer(), { local: ep }, (err) => {
+        if (err) this.sendError(dest, err);
+      });
+    };
+    const hop = this.nextHop(req, fromUpstream);
+    if (typeof hop === 'string') {
+      this.warn('unroutable', { message: 'cannot route request', method: req.method, reason: hop });
+      return;
+    }
+    if (req.toTag !== undefined) this.activity(callId);
+    if (hop instanceof Promise) {
+      hop.then(
+        (dest) => this.guard(() => send(dest)),
+        (err: unknown) => this.warn('dns', { message: 'DNS lookup failed for next hop', callId, error: (err as Error).message }),
+      );
+    } else send(hop);
+  }
+
+  // ======================= client transactions (§17.1) =======================
+
+  private transmit(c: ClientTransaction): void {
+    this.transport!.send(c.dest, c.buf!, { local: c.local }, (err) => {
+      if (err) this.guard(() => this.clientError(c, err));
+    });
+    if (!c.reliable) {
+      c.interval = this.t.T1;
+      c.timers.set('A', c.interval, () => this.guard(() => this.retransmitClient(c)));
+    }
+    // Timer B (INVITE) / F (non-INVITE): 64*T1.
+    c.timers.set('B', 64 * this.t.T1, () => this.guard(() => this.clientTimeout(c)));
+    if (c.isInvite) c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+  }
+
+  /** Timer A (INVITE, doubling, until a provisional) / Timer E (non-INVITE, doubling up to T2). */
+  private retransmitClient(c: ClientTransaction): void {
+    if (!c.buf) return;
+    if (c.isInvite ? c.state !== 'calling' : c.state !== 'calling' && c.state !== 'proceeding') return;
+    this.transport!.send(c.dest, c.buf, { local: c.local }, (err) => {
+      if (err) this.guard(() => this.clientError(c, err));
+    });
+    c.interval = c.isInvite ? c.interval * 2 : c.state === 'proceeding' ? this.t.T2 : Math.min(c.interval * 2, this.t.T2);
+    c.timers.set('A', c.interval, () => this.guard(() => this.retransmitClient(c)));
+  }
+
+  /** Timer B/F fired: §16.8, behave as if a 408 had arrived. */
+  private clientTimeout(c: ClientTransaction): void {
+    if (c.state !== 'calling' && c.state !== 'proceeding') return;
+    this.counters.timeouts++;
+    this.warn('timeout', { message: 'next hop did not answer', method: c.method, dest: peerText(c.dest) }, 'info');
+    this.terminateClient(c);
+    const tx = c.server;
+    if (!tx) return;
+    if (tx.cancelled) this.failServer(tx, 487, 'Request Terminated', 'cancelled');
+    else this.failServer(tx, 408, 'Request Timeout', 'timeout');
+  }
+
+  /** §16.8 Timer C: an INVITE that rang too long is cancelled downstream and answered 408 upstream. */
+  private timerC(c: ClientTransaction): void {
+    if (c.state !== 'calling' && c.state !== 'proceeding') return;
+    this.counters.timeouts++;
+    this.warn('timerC', { message: 'Timer C fired, cancelling INVITE', dest: peerText(c.dest) }, 'info');
+    if (c.provisional) this.sendCancel(c);
+    else this.terminateClient(c);
+    const tx = c.server;
+    if (tx) this.failServer(tx, 408, 'Request Timeout', 'timeout');
+  }
+
+  private clientError(c: ClientTransaction, err: Error): void {
+    if (c.state !== 'calling' && c.state !== 'proceeding') return;
+    this.sendError(c.dest, err);
+    this.terminateClient(c);
+    if (c.server) this.failServer(c.server, 503, 'Service Unavailable', 'error');
+  }
+
+  private sendError(dest: Peer, err: Error): void {
+    this.counters.sendErrors++;
+    this.warn('senderror', { message: 'send failed', dest: peerText(dest), error: (err as NodeJS.ErrnoException).code ?? err.message });
+  }
+
+  /** §9.1 / §16.10: CANCEL on the INVITE's client transaction, same branch. */
+  private sendCancel(c: ClientTransaction): void {
+    if (c.cancel === 'sent' || !c.echo) return;
+    c.cancel = 'sent';
+    c.timers.clear('C');
+    const cc = new ClientTransaction(c.branch, 'CANCEL', null, c.dest, c.local, buildCancel(c.echo));
+    const old = this.client.get(cc.key);
+    if (old) this.terminateClient(old);
+    this.client.set(cc.key, cc);
+    this.transmit(cc);
+    // §9.1: without a final response 64*T1 after the CANCEL, give the INVITE up.
+    c.timers.set('cancel', 64 * this.t.T1, () => this.guard(() => {
+      if (c.state !== 'calling' && c.state !== 'proceeding') return;
+      this.terminateClient(c);
+      const tx = c.server;
+      if (tx && !tx.hasFinal) {
+        this.respond(tx, 487, 'Request Terminated');
+        if (tx.admitted) this.endCall(tx.callId, 'cancelled');
+      }
+    }));
+  }
+
+  private terminateClient(c: ClientTransaction): void {
+    c.state = 'terminated';
+    c.timers.clearAll();
+    if (this.client.get(c.key) === c) this.client.delete(c.key);
+    c.buf = null;
+    c.echo = null;
+    c.ack = null;
+  }
+
+  private completeNonInvite(c: ClientTransaction): void {
+    c.state = 'completed';
+    c.timers.clearAll();
+    c.buf = null;
+    // Timer K: absorb response retransmissions for T4 (0 on reliable transports).
+    if (c.reliable) this.terminateClient(c);
+    else c.timers.set('K', this.t.T4, () => this.guard(() => this.terminateClient(c)));
+  }
+
+  // ======================= responses (§16.7) =======================
+
+  private onResponse(res: SipResponse, m: InboundMessage): void {
+    this.counters.responses++;
+    const via = res.topVia;
+    if (!isOurBranch(via.branch)) {
+      // §16.7 step 1 / §18.1.2: a response whose top Via is not ours is discarded.
+      this.warn('notours', { message: 'dropping response not addressed to this proxy', peer: peerText(m.peer), status: res.status, callId: res.callId }, 'info');
+      this.counters.dropped++;
+      return;
+    }
+    const c = this.client.get(clientKey(via.branch!, res.cseq.method));
+    res.removeFirstValue('via');
+    if (!c) {
+      // 2xx retransmissions to an INVITE outlive the transaction: forward them by Via (§16.7, RFC 6026).
+      if (res.status >= 200 && res.status < 300 && res.cseq.method === 'INVITE') this.forwardResponseStateless(res);
+      else this.counters.dropped++;
+      return;
+    }
+    this.onClientResponse(c, res);
+  }
+
+  private onClientResponse(c: ClientTransaction, res: SipResponse): void {
+    const status = res.status;
+    if (c.method === 'CANCEL') {
+      // §16.10: responses to our CANCEL stay here; the caller already got its 200.
+      if (status >= 200 && c.state !== 'completed') this.completeNonInvite(c);
+      return;
+    }
+    if (status < 200) {
+      if (c.state === 'calling') c.state = 'proceeding';
+      if (c.state !== 'proceeding') return;
+      c.provisional = true;
+      if (c.isInvite) {
+        c.timers.clear('A');
+        c.timers.clear('B');
+        // §16.7 step 2: a provisional response restarts Timer C.
+        if (c.cancel !== 'sent') c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+        if (c.cancel === 'pending') this.sendCancel(c);
+      }
+      // §16.7 step 5: 100 Trying is hop-by-hop; we sent our own.
+      if (status === 100 || !c.server) return;
+      this.relayProvisional(c.server, res);
+      return;
+    }
+    if (status < 300) {
+      if (c.isInvite) {
+        if (c.state !== 'accepted') {
+          // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
+          c.state = 'accepted';
+          c.timers.clearAll();
+          c.buf = null;
+          c.echo = null;
+          c.timers.set('M', this.linger, () => this.guard(() => this.terminateClient(c)));
+        }
+      } else {
+        if (c.state === 'completed' || c.state === 'terminated') return;
+        this.completeNonInvite(c);
+      }
+      if (c.server) this.relayFinal(c.server, res, status);
+      return;
+    }
+    if (c.isInvite) {
+      if (c.state === 'completed') {
+        // §17.1.1.2: a retransmitted final response gets the ACK again.
+        if (c.ack) this.transport!.send(c.dest, c.ack, { local: c.local });
+        return;
+      }
+      if (c.state !== 'calling' && c.state !== 'proceeding') return;
+      // §17.1.1.3: the proxy's client transaction ACKs a non-2xx final response itself.
+      if (c.echo) {
+        c.ack = buildAck(c.echo, res);
+        this.transport!.send(c.dest, c.ack, { local: c.local }, (err) => {
+          if (err) this.sendError(c.dest, err);
+        });
+      }
+      c.state = 'completed';
+      c.timers.clearAll();
+      c.buf = null;
+      c.echo = null;
+      // Timer D: absorb retransmissions of the final response (0 on reliable transports).
+      if (c.reliable) this.terminateClient(c);
+      else c.timers.set('D', this.linger, () => this.guard(() => this.terminateClient(c)));
+    } else {
+      if (c.state === 'completed' || c.state === 'terminated') return;
+      this.completeNonInvite(c);
+    }
+    if (c.server) this.relayFinal(c.server, res, status);
+  }
+
+  private forwardResponseStateless(res: SipResponse): void {
+    const next = res.topViaOrUndefined;
+    if (!next) return;
+    const t = viaResponseTarget(next);
+    const transport = t.transport.toLowerCase();
+    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return;
+    const dest: Peer = { transport, address: t.address, port: t.port };
+    const conn = transport === 'udp' ? undefined : this.transport!.findConnection(transport, t.address, t.port);
+    const local = transport === 'udp' ? this.transport!.endpointFor('udp', familyOf(t.address)) : undefined;
+    this.transport!.send(dest, res.toBuffer(), { conn, local }, (err) => {
+      if (err) this.sendError(dest, err);
+    });
+  }
+
+  private relayProvisional(tx: ServerTransaction, res: SipResponse): void {
+    if (tx.hasFinal || tx.state === 'terminated') return;
+    this.sendProvisional(tx, res.toBuffer(), res.status);
+  }
+
+  private relayFinal(tx: ServerTransaction, res: SipResponse, status: number): void {
+    if (status < 300 && tx.isInvite) {
+      // §16.7 step 10: every 2xx to an INVITE is forwarded, also after another final response.
+      this.sendToPeer(tx, res.toBuffer());
+      if (tx.state === 'proceeding') {
+        tx.lastStatus = status;
+        tx.state = 'accepted';
+        tx.timers.clearAll();
+        tx.last = null;
+        tx.tpl = null;
+        tx.timers.set('L', this.linger, () => this.guard(() => this.terminateServer(tx)));
+        if (tx.admitted) this.answered(tx.callId);
+        else if (tx.fromUpstream) this.rememberUpstreamDialog(tx.callId);
+      }
+      return;
+    }
+    if (tx.hasFinal || tx.state === 'terminated') return;
+    this.sendFinal(tx, res.toBuffer(), status);
+    if (tx.isInvite && tx.admitted) this.endCall(tx.callId, status === 487 || tx.cancelled ? 'cancelled' : 'rejected');
+  }
+
+  // ======================= server transactions (§17.2) =======================
+
+  private sendToPeer(tx: ServerTransaction, buf: Buffer): void {
+    const cb = (err: Error | null): void => {
+      if (err) this.sendError(tx.peer, err);
+    };
+    const transport = this.transport;
+    if (!transport) return;
+    if (tx.conn && !tx.conn.closed) transport.send(tx.peer, buf, { conn: tx.conn }, cb);
+    else if (tx.reliable) transport.send(tx.fallback, buf, {}, cb); // §18.2.2: new connection to sent-by
+    else transport.send(tx.peer, buf, { local: tx.local }); // UDP failures are logged by the transport
+  }
+
+  private sendProvisional(tx: ServerTransaction, buf: Buffer, status: number): void {
+    tx.last = buf;
+    tx.lastStatus = status;
+    this.sendToPeer(tx, buf);
+  }
+
+  /** A response generated by this proxy for a server transaction. */
+  private respond(tx: ServerTransaction, status: number, reason: string, headers?: Array<[string, string]>): void {
+    if (tx.hasFinal || !tx.tpl) return;
+    tx.toTag ??= newTag();
+    this.sendFinal(tx, buildResponse(tx.tpl, status, reason, { toTag: tx.toTag, headers }), status);
+  }
+
+  /** Sends a final (non-2xx for INVITE) response and starts Timers G/H or J (§17.2.1, §17.2.2). */
+  private sendFinal(tx: ServerTransaction, buf: Buffer, status: number): void {
+    tx.last = buf;
+    tx.lastStatus = status;
+    tx.timers.clear('admit');
+    this.sendToPeer(tx, buf);
+    tx.state = 'completed';
+    tx.tpl = null;
+    if (tx.isInvite && status >= 300) {
+      if (!tx.reliable) {
+        tx.interval = this.t.T1;
+        tx.timers.set('G', tx.interval, () => this.guard(() => this.retransmitFinal(tx)));
+      }
+      // Timer H: give up waiting for the ACK.
+      tx.timers.set('H', 64 * this.t.T1, () => this.guard(() => this.terminateServer(tx)));
+    } else if (tx.isInvite) {
+      tx.state = 'accepted';
+      tx.timers.set('L', this.linger, () => this.guard(() => this.terminateServer(tx)));
+    } else if (tx.reliable) {
+      this.terminateServer(tx);
+    } else {
+      // Timer J: absorb request retransmissions.
+      tx.timers.set('J', this.linger, () => this.guard(() => this.terminateServer(tx)));
+    }
+  }
+
+  /** Timer G: re-send a non-2xx final response until the ACK comes (unreliable transports). */
+  private retransmitFinal(tx: ServerTransaction): void {
+    if (tx.state !== 'completed' || !tx.last) return;
+    this.sendToPeer(tx, tx.last);
+    tx.interval = Math.min(tx.interval * 2, this.t.T2);
+    tx.timers.set('G', tx.interval, () => this.guard(() => this.retransmitFinal(tx)));
+  }
+
+  private terminateServer(tx: ServerTransaction): void {
+    tx.state = 'terminated';
+    tx.timers.clearAll();
+    if (this.server.get(tx.key) === tx) this.server.delete(tx.key);
+    tx.last = null;
+    tx.tpl = null;
+    tx.client = null;
+  }
+
+  /** A response without a transaction (screening rejections, 481, 503 overload, 400). */
+  private replyStateless(req: SipRequest, m: InboundMessage, status: number, reason: string, headers?: Array<[string, string]>): void {
+    if (!this.transport) return;
+    const tpl = responseTemplate(req);
+    // The same request always gets the same tag, so a retransmission's answer matches the first.
+    let toTag: string;
+    try {
+      toTag = branchFor(serverKey(req)).slice(9, 25);
+    } catch {
+      toTag = newTag();
+    }
+    const buf = buildResponse(tpl, status, reason, { toTag, headers });
+    this.transport.send(m.peer, buf, { conn: m.conn, local: m.local }, (err) => {
+      if (err) this.sendError(m.peer, err);
+    });
+  }
+
+  // ======================= policy notifications =======================
+
+  private endCall(callId: string, why: 'rejected' | 'cancelled' | 'bye' | 'timeout' | 'error'): void {
+    try {
+      this.policy.callEnded(callId, why);
+    } catch (err) {
+      this.log.error({ message: 'policy.callEnded threw', error: (err as Error).message });
+    }
+  }
+
+  private answered(callId: string): void {
+    try {
+      this.policy.callAnswered?.(callId);
+    } catch (err) {
+      this.log.error({ message: 'policy.callAnswered threw', error: (err as Error).message });
+    }
+  }
+
+  private activity(callId: string): void {
+    try {
+      this.policy.dialogActivity?.(callId);
+    } catch (err) {
+      this.log.error({ message: 'policy.dialogActivity threw', error: (err as Error).message });
+    }
+  }
+
+  private rememberUpstreamDialog(callId: string): void {
+    if (this.upstreamDialogs.size >= UPSTREAM_DIALOGS_MAX) {
+      const oldest = this.upstreamDialogs.keys().next().value;
+      if (oldest !== undefined) this.upstreamDialogs.delete(oldest);
+    }
+    this.upstreamDialogs.set(callId, Date.now() + UPSTREAM_DIALOG_TTL_MS);
+  }
+
+  private knowsUpstreamDialog(callId: string): boolean {
+    const exp = this.upstreamDialogs.get(callId);
+    if (exp === undefined) return false;
+    if (exp < Date.now()) {
+      this.upstreamDialogs.delete(callId);
+      return false;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Where a request goes and how the proxy names itself (RFC 3261 §16.4 route information
+ * preprocessing, §16.5/16.6 request targets, §16.6 step 4 Record-Route, RFC 5658 double
+ * Record-Route). Knows the bound endpoints; does no I/O except cached dns.lookup.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { Peer, TransportName } from './policy';
+import type { LocalEndpoint } from './transport';
+import { parseNameAddr, parseSipUri, formatHostPort, SipUri } from './uri';
+import { defaultPort, isWildcard } from './address';
+
+export interface NextHop {
+  transport: TransportName;
+  host: string;
+  port: number;
+}
+
+const DNS_TTL_MS = 60_000;
+const DNS_CACHE_MAX = 1000;
+
+export class Router {
+  private readonly selfKeys = new Set<string>();
+  private readonly dns = new Map<string, { address: string; expires: number }>();
+  private readonly inflight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly endpoints: LocalEndpoint[],
+    private readonly advertise?: string,
+  ) {
+    for (const ep of endpoints) {
+      for (const host of this.hostsOf(ep)) this.selfKeys.add(`${host.toLowerCase()}|${ep.port}`);
+    }
+  }
+
+  private hostsOf(ep: LocalEndpoint): string[] {
+    const hosts: string[] = [];
+    if (this.advertise) hosts.push(this.advertise);
+    if (!isWildcard(ep.address)) hosts.push(ep.address);
+    else {
+      for (const list of Object.values(networkInterfaces())) {
+        for (const i of list ?? []) {
+          if ((i.family === 'IPv6') === (ep.family === 6) || ep.address === '::') hosts.push(i.address);
+        }
+      }
+    }
+    return hosts;
+  }
+
+  /** The host this proxy writes in Via / Record-Route for an endpoint. */
+  hostOf(ep: LocalEndpoint): string {
+    if (!isWildcard(ep.address)) return ep.address;
+    if (this.advertise) return this.advertise;
+    for (const list of Object.values(networkInterfaces())) {
+      for (const i of list ?? []) if (!i.internal && (i.family === 'IPv6') === (ep.family === 6)) return i.address;
+    }
+    return ep.family === 6 ? '::1' : '127.0.0.1';
+  }
+
+  /** "<sip:host:port;transport=x;lr>" naming this proxy on one endpoint (§16.6 step 4). */
+  recordRoute(ep: LocalEndpoint): string {
+    return `<sip:${formatHostPort(this.hostOf(ep), ep.port)};transport=${ep.transport};lr>`;
+  }
+
+  /** Whether a SIP URI names this proxy (host is one of ours, port is one of our listen ports). */
+  isSelfUri(uri: SipUri): boolean {
+    const port = uri.port ?? defaultPort(uri.scheme === 'sips' ? 'tls' : (uri.params.transport ?? 'udp'));
+    return this.selfKeys.has(`${uri.host}|${port}`);
+  }
+
+  /** Whether a Route/Record-Route header value (name-addr) names this proxy. */
+  isSelfRoute(value: string): boolean {
+    try {
+      return this.isSelfUri(parseSipUri(parseNameAddr(value).uri));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether a destination is one of our own listening sockets (forwarding there would loop). */
+  isSelfPeer(p: Peer): boolean {
+    return this.endpoints.some(
+      (ep) => ep.transport === p.transport && ep.port === p.port && (ep.address === p.address || isWildcard(ep.address) && this.selfKeys.has(`${p.address}|${p.port}`)),
+    );
+  }
+
+  /** Next hop named by a URI (§16.5, RFC 3263 reduced to "IP or A/AAAA, port default 5060"). */
+  nextHopOf(uriText: string): NextHop | string {
+    let uri: SipUri;
+    try {
+      uri = parseSipUri(uriText);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    let transport: TransportName = uri.scheme === 'sips' ? 'tls' : 'udp';
+    const tp = uri.params.transport?.toLowerCase();
+    if (tp === 'tcp' || tp === 'udp' || tp === 'tls') transport = uri.scheme === 'sips' ? 'tls' : tp;
+    else if (tp) return `unsupported transport "${tp}"`;
+    const host = uri.params.maddr ?? uri.host;
+    return { transport, host, port: uri.port ?? defaultPort(transport) };
+  }
+
+  /** Resolves a host to an address: sync for IP literals and cached names, else a Promise. */
+  resolve(host: string): string | Promise<string> {
+    if (isIP(host)) return host;
+    const now = Date.now();
+    const hit = this.dns.get(host);
+    if (hit && hit.expires > now) return hit.address;
+    const pending = this.inflight.get(host);
+    if (pending) return pending;
+    const p = lookup(host).then(
+      (r) => {
+        this.inflight.delete(host);
+        if (this.dns.size >= DNS_CACHE_MAX) this.dns.clear();
+        this.dns.set(host, { address: r.address, expires: Date.now() + DNS_TTL_MS });
+        return r.address;
+      },
+      (err: unknown) => {
+        this.inflight.delete(host);
+        throw err;
+      },
+    );
+    this.inflight.set(host, p);
+    return p;
+  }
+}

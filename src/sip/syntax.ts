@@ -1,0 +1,153 @@
+/**
+ * Low-level SIP text helpers shared by the message, Via and URI parsers: comma-list splitting
+ * that respects quoted strings and <...>, ;param lists, and %-decoding that never throws.
+ *
+ * Strings handled here are "byte strings": the message head is decoded as latin1 so one char is
+ * one byte and the original bytes can be written back unchanged (see message.ts).
+ */
+
+/** [start, end) of one element of a comma-separated header value (RFC 3261 §7.3.1). */
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/**
+ * Splits a header value at top-level commas. Commas inside "quoted strings" (with \-escapes) and
+ * inside <URIs> do not split. Returned spans are trimmed of surrounding whitespace; empty
+ * elements are skipped.
+ */
+export function splitCommaSpans(value: string): Span[] {
+  const out: Span[] = [];
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  const n = value.length;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inQuote = false;
+    } else if (c === 0x22) inQuote = true;
+    else if (c === 0x3c /* < */) inAngle = true;
+    else if (c === 0x3e /* > */) inAngle = false;
+    else if (c === 0x2c /* , */ && !inAngle) {
+      pushTrimmed(value, start, i, out);
+      start = i + 1;
+    }
+  }
+  pushTrimmed(value, start, n, out);
+  return out;
+}
+
+function pushTrimmed(s: string, start: number, end: number, out: Span[]): void {
+  while (start < end && isWs(s.charCodeAt(start))) start++;
+  while (end > start && isWs(s.charCodeAt(end - 1))) end--;
+  if (end > start) out.push({ start, end });
+}
+
+export function splitComma(value: string): string[] {
+  return splitCommaSpans(value).map((s) => value.slice(s.start, s.end));
+}
+
+export function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
+}
+
+/** Parameter values: null for a flag parameter (";lr"), otherwise the raw text (quotes kept off). */
+export type Params = Record<string, string | null>;
+
+/**
+ * Parses ";a=b;c;d="q;x"" into {a:'b', c:null, d:'q;x'}. Names are lower-cased (parameter names
+ * are case-insensitive, RFC 3261 §7.3.1); values are kept as written, quotes removed.
+ * `s` must start at the first ';' (or be empty).
+ */
+export function parseParams(s: string): Params {
+  const params: Params = Object.create(null) as Params;
+  let i = 0;
+  const n = s.length;
+  while (i < n) {
+    while (i < n && (s.charCodeAt(i) === 0x3b /* ; */ || isWs(s.charCodeAt(i)))) i++;
+    if (i >= n) break;
+    let j = i;
+    while (j < n) {
+      const c = s.charCodeAt(j);
+      if (c === 0x3d /* = */ || c === 0x3b || isWs(c)) break;
+      j++;
+    }
+    const name = s.slice(i, j).toLowerCase();
+    while (j < n && isWs(s.charCodeAt(j))) j++;
+    if (j < n && s.charCodeAt(j) === 0x3d) {
+      j++;
+      while (j < n && isWs(s.charCodeAt(j))) j++;
+      if (j < n && s.charCodeAt(j) === 0x22) {
+        let k = j + 1;
+        let v = '';
+        while (k < n && s.charCodeAt(k) !== 0x22) {
+          if (s.charCodeAt(k) === 0x5c && k + 1 < n) k++;
+          v += s[k];
+          k++;
+        }
+        params[name] = v;
+        i = k + 1;
+      } else {
+        let k = j;
+        while (k < n && s.charCodeAt(k) !== 0x3b) k++;
+        params[name] = s.slice(j, k).trim();
+        i = k;
+      }
+    } else {
+      if (name) params[name] = null;
+      i = j;
+    }
+  }
+  return params;
+}
+
+function hexVal(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
+
+/**
+ * %-decodes (RFC 3261 §19.1.2 "escaped") into UTF-8 text. Invalid escapes are kept literally
+ * instead of throwing like decodeURIComponent does: callers get attacker-controlled input.
+ * Input may be a latin1 byte string (non-ASCII bytes are treated as raw UTF-8 bytes).
+ */
+export function percentDecode(s: string): string {
+  if (s.indexOf('%') < 0 && !hasHighBytes(s)) return s;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x25 && i + 2 < s.length) {
+      const h = hexVal(s.charCodeAt(i + 1));
+      const l = hexVal(s.charCodeAt(i + 2));
+      if (h >= 0 && l >= 0) {
+        bytes.push(h * 16 + l);
+        i += 2;
+        continue;
+      }
+    }
+    if (c < 0x100) bytes.push(c);
+    else for (const b of Buffer.from(s[i], 'utf8')) bytes.push(b);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** True when a (latin1) byte string holds non-ASCII bytes, i.e. may need UTF-8 decoding. */
+export function hasHighBytes(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return true;
+  return false;
+}
+
+/** latin1 byte string -> JS text (UTF-8 decoded); cheap when ASCII. */
+export function bytesToText(s: string): string {
+  return hasHighBytes(s) ? Buffer.from(s, 'latin1').toString('utf8') : s;
+}
+
+/** JS text -> latin1 byte string of its UTF-8 encoding; cheap when ASCII. */
+export function textToBytes(s: string): string {
+  return hasHighBytes(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
+}

@@ -1,0 +1,175 @@
+/**
+ * Transaction state (RFC 3261 §17, RFC 6026) and the keys that match requests and responses
+ * to it. The state machines' transitions live in proxy.ts, which owns the policy decisions
+ * that drive them; this file holds the records, their timers and the matching rules.
+ */
+import type { Peer } from './policy';
+import type { Connection, LocalEndpoint } from './transport';
+import type { SipRequest } from './message';
+import type { ResponseTemplate, InviteEcho } from './build';
+import { BRANCH_COOKIE } from './via';
+
+/** RFC 3261 Table 4 timer values, shortened by tests. */
+export interface TimerValues {
+  T1: number;
+  T2: number;
+  T4: number;
+  /** §16.6 step 11: an INVITE without a final response this long is cancelled. */
+  timerC: number;
+}
+
+export const DEFAULT_TIMERS: TimerValues = { T1: 500, T2: 4000, T4: 5000, timerC: 180_000 };
+
+/**
+ * Longest time a finished transaction lingers to absorb retransmissions (Timers D, J, L, M).
+ * RFC 3261/6026 say 64*T1 = 32 s; that would hold ~4 records per call for 32 s, i.e. hundreds of
+ * thousands at the target rate. Retransmissions after the first few seconds are vanishingly rare
+ * (our 100 Trying stops INVITE retransmissions at once) and a late one is harmless: a late
+ * request is forwarded again and the next hop's own transaction absorbs it.
+ */
+export const LINGER_CAP_MS = 10_000;
+
+/**
+ * §17.2.3: a request matches a server transaction by top Via branch, sent-by and method, where
+ * an ACK matches the INVITE's transaction. CANCEL has its own transaction (method CANCEL) and
+ * finds the INVITE's with `methodOverride = 'INVITE'`. Requests from RFC 2543 peers (no magic
+ * cookie) fall back to Call-ID, From tag, CSeq number and sent-by (§17.2.3 last paragraphs,
+ * simplified).
+ */
+export function serverKey(req: SipRequest, methodOverride?: string): string {
+  const via = req.topVia;
+  const method = methodOverride ?? (req.method === 'ACK' ? 'INVITE' : req.method);
+  const sentBy = `${via.host}:${via.port ?? ''}`;
+  if (via.branch && via.branch.startsWith(BRANCH_COOKIE)) return `${via.branch}|${sentBy}|${method}`;
+  return `2543|${req.callId}|${req.fromTag ?? ''}|${req.cseq.seq}|${sentBy}|${method}`;
+}
+
+/** §17.1.3: responses match a client transaction by our branch and the CSeq method. */
+export function clientKey(branch: string, method: string): string {
+  return `${branch}|${method}`;
+}
+
+/** A set of named timers that can all be cleared at once. */
+export class Timers {
+  private readonly handles = new Map<string, NodeJS.Timeout>();
+
+  set(name: string, ms: number, fn: () => void): void {
+    const old = this.handles.get(name);
+    if (old) clearTimeout(old);
+    this.handles.set(
+      name,
+      setTimeout(() => {
+        this.handles.delete(name);
+        fn();
+      }, ms),
+    );
+  }
+
+  clear(name: string): void {
+    const h = this.handles.get(name);
+    if (h) {
+      clearTimeout(h);
+      this.handles.delete(name);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.handles.has(name);
+  }
+
+  clearAll(): void {
+    for (const h of this.handles.values()) clearTimeout(h);
+    this.handles.clear();
+  }
+
+  get size(): number {
+    return this.handles.size;
+  }
+}
+
+export type ServerState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
+
+/** The proxy's server side of one request (§17.2): who to answer and what was answered. */
+export class ServerTransaction {
+  state: ServerState = 'proceeding';
+  readonly timers = new Timers();
+  /** Last response sent (provisional or final), re-sent when the request is retransmitted. */
+  last: Buffer | null = null;
+  lastStatus = 0;
+  /** To tag used by responses this proxy generates for this transaction. */
+  toTag?: string;
+  /** policy.admitInvite() let this INVITE through: callEnded/callAnswered are owed for it. */
+  admitted = false;
+  /** admitInvite() (or DNS) still running. */
+  pending = false;
+  cancelled = false;
+  client: ClientTransaction | null = null;
+  /** Retransmission interval of Timer G. */
+  interval = 0;
+
+  constructor(
+    readonly key: string,
+    readonly method: string,
+    readonly callId: string,
+    readonly peer: Peer,
+    readonly local: LocalEndpoint,
+    readonly conn: Connection | undefined,
+    /** §18.2.2 fallback when the connection is gone: received address, sent-by port. */
+    readonly fallback: Peer,
+    readonly fromUpstream: boolean,
+    public tpl: ResponseTemplate | null,
+  ) {}
+
+  get isInvite(): boolean {
+    return this.method === 'INVITE';
+  }
+
+  get reliable(): boolean {
+    return this.peer.transport !== 'udp';
+  }
+
+  get hasFinal(): boolean {
+    return this.lastStatus >= 200;
+  }
+}
+
+export type ClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
+
+/** The proxy's client side of one forwarded request (§17.1). */
+export class ClientTransaction {
+  state: ClientState = 'calling';
+  readonly timers = new Timers();
+  /** The request as sent, for retransmissions; dropped once a response arrives. */
+  buf: Buffer | null;
+  /** INVITE only: what its ACK and CANCEL repeat. */
+  echo: InviteEcho | null = null;
+  provisional = false;
+  cancel: 'none' | 'pending' | 'sent' = 'none';
+  /** Retransmission interval of Timer A/E. */
+  interval = 0;
+  /** The ACK sent for a non-2xx final response, re-sent when that response is retransmitted. */
+  ack: Buffer | null = null;
+
+  constructor(
+    readonly branch: string,
+    readonly method: string,
+    readonly server: ServerTransaction | null,
+    readonly dest: Peer,
+    readonly local: LocalEndpoint | undefined,
+    buf: Buffer,
+  ) {
+    this.buf = buf;
+  }
+
+  get key(): string {
+    return clientKey(this.branch, this.method);
+  }
+
+  get isInvite(): boolean {
+    return this.method === 'INVITE';
+  }
+
+  get reliable(): boolean {
+    return this.dest.transport !== 'udp';
+  }
+}

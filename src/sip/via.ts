@@ -1,0 +1,155 @@
+/**
+ * Via header values (RFC 3261 §20.42, §18.2.1, RFC 3581 rport): parsing, and the edits a proxy
+ * makes to the sender's topmost value (received=, rport=).
+ */
+import { isIP } from 'node:net';
+import { Params, parseParams, isWs } from './syntax';
+import { parsePort, formatHostPort } from './uri';
+
+export interface Via {
+  /** "UDP", "TCP", "TLS", "SCTP", "WS", ... upper-cased. */
+  transport: string;
+  /** sent-by host, lower-cased, IPv6 without brackets. */
+  host: string;
+  /** sent-by port, when written. */
+  port?: number;
+  branch?: string;
+  /** RFC 3581: undefined = absent, null = present without a value (";rport"), number = filled in. */
+  rport?: number | null;
+  received?: string;
+  params: Params;
+}
+
+/** Magic cookie of RFC 3261 branches (§8.1.1.7); without it the sender is RFC 2543. */
+export const BRANCH_COOKIE = 'z9hG4bK';
+
+/** Parses one Via value ("SIP/2.0/UDP host:port;branch=..."). Returns an error string on failure. */
+export function parseVia(value: string): Via | string {
+  const s = value;
+  const n = s.length;
+  let i = 0;
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH
+  const parts: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    while (i < n && isWs(s.charCodeAt(i))) i++;
+    const start = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 0x2f /* / */ || isWs(c) || c === 0x3b) break;
+      i++;
+    }
+    if (i === start) return 'bad sent-protocol';
+    parts.push(s.slice(start, i));
+    while (i < n && isWs(s.charCodeAt(i))) i++;
+    if (k < 2) {
+      if (s.charCodeAt(i) !== 0x2f) return 'bad sent-protocol';
+      i++;
+    }
+  }
+  if (parts[0].toUpperCase() !== 'SIP' || parts[1] !== '2.0') return 'bad sent-protocol';
+  const transport = parts[2].toUpperCase();
+  while (i < n && isWs(s.charCodeAt(i))) i++;
+  let host: string;
+  if (s.charCodeAt(i) === 0x5b) {
+    const close = s.indexOf(']', i);
+    if (close < 0) return 'bad sent-by';
+    host = s.slice(i + 1, close);
+    if (isIP(host) !== 6) return 'bad sent-by';
+    i = close + 1;
+  } else {
+    const start = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 0x3a || c === 0x3b || isWs(c)) break;
+      i++;
+    }
+    host = s.slice(start, i);
+    if (!host) return 'missing sent-by';
+  }
+  let port: number | undefined;
+  while (i < n && isWs(s.charCodeAt(i))) i++;
+  if (s.charCodeAt(i) === 0x3a) {
+    i++;
+    while (i < n && isWs(s.charCodeAt(i))) i++;
+    const start = i;
+    while (i < n && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
+    port = parsePort(s.slice(start, i));
+    if (port === undefined) return 'bad sent-by port';
+  }
+  while (i < n && isWs(s.charCodeAt(i))) i++;
+  if (i < n && s.charCodeAt(i) !== 0x3b) return 'garbage after sent-by';
+  const params = parseParams(s.slice(i));
+  const via: Via = { transport, host: host.toLowerCase(), params };
+  if (port !== undefined) via.port = port;
+  if (params.branch) via.branch = params.branch;
+  if ('rport' in params) {
+    const rp = params.rport;
+    if (rp === null || rp === '') via.rport = null;
+    else {
+      const p = parsePort(rp);
+      if (p === undefined) return 'bad rport';
+      via.rport = p;
+    }
+  }
+  if (params.received) via.received = params.received;
+  return via;
+}
+
+/**
+ * §18.2.1 / RFC 3581 §4: the server adds received= when the sent-by host is not the packet's
+ * source address, and fills an empty rport with the source port (RFC 3581 then requires
+ * received= too). Returns the edited value, or undefined when nothing has to change.
+ */
+export function stampReceived(value: string, via: Via, srcAddress: string, srcPort: number): string | undefined {
+  const needRport = via.rport === null;
+  const needReceived = needRport || !sameHost(via.host, srcAddress);
+  if (!needReceived) return undefined;
+  let out = value;
+  if (needRport) out = replaceParam(out, 'rport', String(srcPort));
+  if (via.received !== undefined) out = replaceParam(out, 'received', srcAddress);
+  else out += `;received=${srcAddress}`;
+  return out;
+}
+
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Replaces (or sets a value on a flag) ";name[=old]" inside a Via value. */
+function replaceParam(value: string, name: string, newValue: string): string {
+  const lower = value.toLowerCase();
+  let from = 0;
+  for (;;) {
+    const idx = lower.indexOf(';' + name, from);
+    if (idx < 0) return `${value};${name}=${newValue}`;
+    let j = idx + 1 + name.length;
+    while (j < value.length && isWs(value.charCodeAt(j))) j++;
+    const c = value.charCodeAt(j);
+    if (j >= value.length || c === 0x3b || c === 0x3d || c === 0x2c) {
+      // the param name ends here; skip "=value" if present
+      let end = j;
+      if (c === 0x3d) {
+        end = j + 1;
+        while (end < value.length && value.charCodeAt(end) !== 0x3b) end++;
+      }
+      return `${value.slice(0, idx)};${name}=${newValue}${value.slice(end)}`;
+    }
+    from = idx + 1;
+  }
+}
+
+/**
+ * Where a response goes according to a Via value (§18.2.2): received (or sent-by host), and the
+ * rport (RFC 3581) or sent-by port, default 5060 (5061 for TLS).
+ */
+export function viaResponseTarget(via: Via): { address: string; port: number; transport: string } {
+  const address = via.received ?? via.host;
+  const port = typeof via.rport === 'number' ? via.rport : (via.port ?? (via.transport === 'TLS' ? 5061 : 5060));
+  return { address, port, transport: via.transport };
+}
+
+/** Our Via value. */
+export function formatVia(transport: string, host: string, port: number, branch: string): string {
+  return `SIP/2.0/${transport.toUpperCase()} ${formatHostPort(host, port)};branch=${branch};rport`;
+}

@@ -1,0 +1,88 @@
+import { parseVia, stampReceived, viaResponseTarget, formatVia } from '../../../src/sip/via';
+import { StreamFramer } from '../../../src/sip/framing';
+import { parseHostPortSpec, normaliseAddress } from '../../../src/sip/address';
+import { branchFor, isOurBranch } from '../../../src/sip/ids';
+
+describe('Via (RFC 3261 §20.42, RFC 3581)', () => {
+  it('parses LWS around slashes, IPv6 sent-by and params', () => {
+    const v = parseVia('SIP / 2.0 / tcp [2001:db8::9]:5061 ;branch=z9hG4bKa;received=2001:db8::1;ttl=3');
+    expect(v).toMatchObject({ transport: 'TCP', host: '2001:db8::9', port: 5061, branch: 'z9hG4bKa', received: '2001:db8::1' });
+  });
+
+  it('reports what is wrong as a string', () => {
+    expect(parseVia('SIP/2.0/UDP')).toMatch(/sent-by/);
+    expect(parseVia('HTTP/1.1/TCP host')).toMatch(/sent-protocol/);
+    expect(parseVia('SIP/2.0/UDP host:99999')).toMatch(/port/);
+    expect(parseVia('SIP/2.0/UDP host;rport=x')).toMatch(/rport/);
+  });
+
+  it('stamps received when sent-by differs from the source, and fills an empty rport', () => {
+    const value = 'SIP/2.0/UDP phone.local:5060;branch=z9hG4bKx;rport';
+    const v = parseVia(value);
+    if (typeof v === 'string') throw new Error(v);
+    expect(stampReceived(value, v, '198.51.100.7', 40000)).toBe('SIP/2.0/UDP phone.local:5060;branch=z9hG4bKx;rport=40000;received=198.51.100.7');
+    const same = 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKy';
+    const v2 = parseVia(same);
+    if (typeof v2 === 'string') throw new Error(v2);
+    expect(stampReceived(same, v2, '10.0.0.1', 5060)).toBeUndefined();
+  });
+
+  it('response target: received + rport, else sent-by', () => {
+    const v = parseVia('SIP/2.0/UDP a.example:5070;branch=z9hG4bK1;received=192.0.2.4;rport=3333');
+    if (typeof v === 'string') throw new Error(v);
+    expect(viaResponseTarget(v)).toEqual({ address: '192.0.2.4', port: 3333, transport: 'UDP' });
+    const w = parseVia('SIP/2.0/TLS a.example;branch=z9hG4bK1');
+    if (typeof w === 'string') throw new Error(w);
+    expect(viaResponseTarget(w)).toEqual({ address: 'a.example', port: 5061, transport: 'TLS' });
+    expect(formatVia('udp', '::1', 5060, 'z9hG4bKq')).toBe('SIP/2.0/UDP [::1]:5060;branch=z9hG4bKq;rport');
+  });
+
+  it('branches are derived (same key, same branch) and recognisable', () => {
+    expect(branchFor('k1')).toBe(branchFor('k1'));
+    expect(branchFor('k1')).not.toBe(branchFor('k2'));
+    expect(isOurBranch(branchFor('k1'))).toBe(true);
+    expect(isOurBranch('z9hG4bK-other')).toBe(false);
+  });
+});
+
+describe('stream framing (RFC 3261 §18.3, RFC 5626 keep-alive)', () => {
+  const msg = (body: string): string => `OPTIONS sip:a@b SIP/2.0\r\nl: ${body.length}\r\n\r\n${body}`;
+
+  it('frames by Content-Length across arbitrary chunking', () => {
+    const f = new StreamFramer(65536);
+    const all = Buffer.from(msg('hello') + msg('') + msg('xyz'));
+    const out: string[] = [];
+    for (let i = 0; i < all.length; i += 7) {
+      for (const ev of f.push(all.subarray(i, i + 7))) if (ev.kind === 'message') out.push(ev.data.toString());
+    }
+    expect(out).toEqual([msg('hello'), msg(''), msg('xyz')]);
+    expect(f.pending).toBe(0);
+  });
+
+  it('answers a CRLFCRLF ping, skips a CRLF pong', () => {
+    const f = new StreamFramer(65536);
+    expect(f.push(Buffer.from('\r\n\r\n'))).toEqual([{ kind: 'ping' }]);
+    const ev = f.push(Buffer.from('\r\n' + msg('')));
+    expect(ev.map((e) => e.kind)).toEqual(['message']);
+  });
+
+  it('fails on a missing or bad Content-Length and on oversize messages', () => {
+    expect(new StreamFramer(65536).push(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n'))[0]).toMatchObject({ kind: 'error', reason: expect.stringMatching(/Content-Length/) });
+    expect(new StreamFramer(65536).push(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n'))[0].kind).toBe('error');
+    expect(new StreamFramer(100).push(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 500\r\n\r\n'))[0].kind).toBe('error');
+    expect(new StreamFramer(100).push(Buffer.alloc(200, 0x41))[0].kind).toBe('error');
+  });
+});
+
+describe('address specs', () => {
+  it('parses listen and upstream forms', () => {
+    expect(parseHostPortSpec('udp:127.0.0.1:5060', true)).toEqual({ transport: 'udp', host: '127.0.0.1', port: 5060 });
+    expect(parseHostPortSpec('tcp:[::1]:5062', true)).toEqual({ transport: 'tcp', host: '::1', port: 5062 });
+    expect(parseHostPortSpec('[::1]:5080')).toEqual({ transport: 'udp', host: '::1', port: 5080 });
+    expect(parseHostPortSpec('core.example:5080')).toEqual({ transport: 'udp', host: 'core.example', port: 5080 });
+    expect(() => parseHostPortSpec('127.0.0.1:5060', true)).toThrow(/transport/);
+    expect(() => parseHostPortSpec('udp:::1:5060')).toThrow(/brackets/);
+    expect(() => parseHostPortSpec('udp:host:x')).toThrow(/port/);
+    expect(normaliseAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
+  });
+});
