@@ -24,7 +24,7 @@ export interface Rejection {
 }
 
 export interface ProxyPolicy {
-  /** Every request from a peer, first thing after parsing (cheap checks: source). 'drop' = silently ignore, no answer. */
+  /** Every request from a customer (not from the upstream core), first thing after parsing (cheap checks: source). 'drop' = silently ignore, no answer. */
   screenRequest(req: SipRequest, from: Peer): Rejection | 'drop' | null;
   /** Initial INVITEs only (no To tag, or a To tag whose Call-ID knowsDialog() says is unknown). May return a Promise; a throw or rejected promise must become a 500 answer, never a hang. */
   admitInvite(req: SipRequest, from: Peer): Rejection | null | Promise<Rejection | null>;

@@ -219,10 +219,11 @@ export class SipProxy extends EventEmitter {
     const peer = m.peer;
     this.stampVia(req, peer);
 
-    // Cheap source screening comes before any state is created.
-    let screen: Rejection | 'drop' | null;
+    // Cheap source screening comes before any state is created. The core itself is trusted by
+    // configuration: its BYEs and re-INVITEs pass even when its address is not a customer range.
+    let screen: Rejection | 'drop' | null = null;
     try {
-      screen = this.policy.screenRequest(req, peer);
+      if (!this.isFromUpstream(m, req.topViaOrUndefined)) screen = this.policy.screenRequest(req, peer);
     } catch (err) {
       this.log.error({ message: 'policy.screenRequest threw', error: (err as Error).message });
       screen = { status: 500, reason: 'Server Internal Error' };

@@ -290,3 +290,38 @@ afterAll(() => {
 });
 
 export { describeRun };
+
+describe('the SIP core itself', () => {
+  it('may hang up a call even though its address is not among the customers\' allowed_sources', async () => {
+    const dir = makeRulesDir({
+      guard: `
+sip:
+  listen: [udp:127.0.0.1:16160]
+  upstream: 127.0.0.3:16180
+home_country: NZ
+allowed_sources: [127.0.0.1]
+`,
+      accounts: 'accounts:\n  caller:\n    users: [caller]\n',
+    });
+    const g = await startGuard(['--rules', dir]);
+    try {
+      const uas = await startSippUas({ scenario: path.resolve(__dirname, 'scenarios/uas-answer-then-bye.xml'), localIp: '127.0.0.3', localPort: 16180, calls: 1, timeoutMs: 20_000 });
+      const r = await runSipp({
+        scenario: path.resolve(__dirname, 'scenarios/uac-call-remote-bye.xml'),
+        remote: '127.0.0.1:16160',
+        localIp: '127.0.0.1',
+        localPort: nextPort++,
+        service: '095550111',
+        calls: 1,
+        timeoutMs: 20_000,
+      });
+      const coreSide = await uas.stop();
+      expect(r.stats.successful).toBe(1);
+      expect(coreSide.stats.successful).toBe(1);
+      expect(g.decisions().filter((d) => d.rule === 'source')).toHaveLength(0);
+    } finally {
+      expect(await g.stop()).toBe(0);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
