@@ -67,7 +67,7 @@ export async function probeLatency(opts: {
     const due = start + i * interval;
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const callId = `probe-${process.pid}-${i}`;
+    const callId = `probe-${process.pid}-${port}-${i}`;
     const invite = [
       `INVITE sip:${opts.service}@${host}:${port} SIP/2.0`,
       `Via: SIP/2.0/UDP ${opts.localIp}:${localPort};branch=z9hG4bK-inv-${callId};rport`,

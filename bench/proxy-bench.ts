@@ -91,10 +91,16 @@ export async function runProxyBench(): Promise<Record<string, number | string>> 
   writeBenchRules(rulesDir, 5000);
   const uas = startBuiltinUas(work, IP, UAS_PORT, 1800);
   await new Promise((r) => setTimeout(r, 500));
-  const guard = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--rules', rulesDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The guard logs every decision, as in production; to a file, so the bench never reads them.
+  const logFile = path.join(work, 'guard.log');
+  const guard = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--rules', rulesDir], {
+    stdio: ['ignore', fs.openSync(logFile, 'w'), 'inherit'],
+  });
   try {
-    await new Promise((r) => setTimeout(r, 1500));
-    if (guard.exitCode !== null) throw new Error('the guard did not start');
+    for (let waited = 0; !fs.readFileSync(logFile, 'utf8').includes('tollguard started'); waited += 100) {
+      if (guard.exitCode !== null || waited > 15000) throw new Error('the guard did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     const latency = async (host: number): Promise<number[]> =>
       (await probeLatency({ target: { host: IP, port: host }, localIp: IP, rate: 200, calls: 2000, service: '095550111', fromUser: 'sipp' })).sort((a, b) => a - b);
