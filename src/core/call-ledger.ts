@@ -1,17 +1,26 @@
-import { LRUCache } from 'lru-cache';
-
 /**
  * Concurrent-call slots: one per admitted Call-ID, counted per account.
  *
  * Slots normally end with release() (final non-2xx, CANCEL, BYE). Because a lost BYE must not
- * hold a slot forever, each slot also lives in an LRU with ttl = max_call_seconds whose dispose
- * hook gives the slot back, whatever removed it (release, expiry, or eviction at max).
+ * hold a slot forever, each slot also expires max_call_seconds after it was taken or last
+ * touched, and at most maxLiveCalls slots are held (beyond it the least recently touched slot is
+ * given back). Every way out (release, expiry, eviction) goes through one place that decrements
+ * the account's count, so a slot is given back exactly once.
  *
- * The LRU runs on call time, not wall time: its clock is the latest `now` seen by take/touch/
- * advance, so a test clock drives expiry exactly and production (monotonic ms) behaves as
- * real time. Expiry is noticed lazily on access and by a sweep (O(live calls)) every 1% of
- * max_call_seconds, at least 1 s and at most 60 s apart, so a forgotten slot can outlive
- * max_call_seconds by that much, and the sweep costs next to nothing per call.
+ * This is a purpose-built structure rather than lru-cache (which the rate limiter still uses for
+ * its per-account state): the ledger is on every admitted call's path twice (take, then release),
+ * and its ttl is the same for every slot, so "ordered by expiry" is "ordered by last take/touch".
+ * A Map from Call-ID to a slot number keeps that order for free (insertion order; touch re-inserts),
+ * which makes it both the expiry queue (swept lazily from the front) and the LRU for eviction at
+ * max. Per-slot data lives in arrays indexed by slot number with a free list, so taking a slot
+ * allocates nothing but the Map entry.
+ *
+ * The ledger runs on call time, not wall time: its clock is the latest `now` seen by take/touch/
+ * advance, so a test clock drives expiry exactly and production (monotonic ms) behaves as real
+ * time. A slot taken or touched at clock c is live while clock <= c + ttl. Expiry is noticed on
+ * access (has/take/touch drop an expired slot at once) and by a sweep of the expired front of the
+ * queue every 1% of max_call_seconds, at least 1 s and at most 60 s apart, so a forgotten slot can
+ * hold its account's count past max_call_seconds by that much.
  *
  * Per-account counts are LiveCounter objects a caller may hold across calls (GuardCore does, to
  * skip a map lookup per call). Idle counters are dropped by a sweep once a minute and marked
@@ -33,15 +42,25 @@ export class LiveCounter {
 }
 
 const SWEEP_COUNTERS_MS = 60_000;
-// Shared option objects: lru-cache's `options = {}` defaults would otherwise allocate per call.
-const PLAIN: { status?: undefined } = {};
-const REFRESH: { updateAgeOnGet: true; status?: undefined } = { updateAgeOnGet: true };
+const INITIAL_SLOTS = 1024;
 
 export class CallLedger {
-  private readonly slots: LRUCache<string, LiveCounter>;
+  /** Call-ID -> slot number, in order of last take/touch (= expiry order). */
+  private readonly slots = new Map<string, number>();
+  /** Per slot: clock value after which it has expired. */
+  private deadline: Float64Array;
+  /** Per slot: the account counter it holds a unit of (null when free). */
+  private owner: (LiveCounter | null)[];
+  /** Free slot numbers (a stack) and the count of never-used ones handed out so far. */
+  private free: Int32Array;
+  private freeTop = 0;
+  private fresh = 0;
   private readonly counters = new Map<string, LiveCounter>();
+  private readonly ttl: number;
+  private readonly max: number;
   private clock = 0;
   private lastNow = 0;
+  private started = false;
   private lastSlotSweep = 0;
   private lastCounterSweep = 0;
   private readonly sweepSlotsMs: number;
@@ -49,15 +68,12 @@ export class CallLedger {
   constructor(opts: CallLedgerOptions = {}) {
     const seconds = opts.maxCallSeconds ?? 14_400;
     this.sweepSlotsMs = Math.min(60_000, Math.max(1000, seconds * 10));
-    this.slots = new LRUCache<string, LiveCounter>({
-      max: opts.maxLiveCalls ?? 131_072,
-      ttl: Math.max(1, Math.round(seconds * 1000)),
-      ttlResolution: 0,
-      perf: { now: () => this.clock },
-      dispose: (counter) => {
-        counter.live--;
-      },
-    });
+    this.ttl = Math.max(1, Math.round(seconds * 1000));
+    this.max = Math.max(1, opts.maxLiveCalls ?? 131_072);
+    const n = Math.min(this.max, INITIAL_SLOTS);
+    this.deadline = new Float64Array(n);
+    this.owner = new Array<LiveCounter | null>(n).fill(null);
+    this.free = new Int32Array(n);
   }
 
   /** The live-call counter of an account, created on first use. Hold it while !detached. */
@@ -73,27 +89,48 @@ export class CallLedger {
   /** Takes a slot for callId. A Call-ID that already holds one keeps it (returns false). */
   take(callId: string, account: string | LiveCounter, now: number): boolean {
     this.advance(now);
-    // get(), unlike has(), drops an expired entry (giving its slot back) before we reuse the key.
-    if (this.slots.get(callId, PLAIN) !== undefined) return false;
+    const held = this.slots.get(callId);
+    if (held !== undefined) {
+      if (this.deadline[held] >= this.clock) return false;
+      this.drop(callId, held); // expired: give it back before reusing the key
+    }
+    if (this.slots.size >= this.max) this.evictOldest();
     const c = typeof account === 'string' || account.detached ? this.counter(typeof account === 'string' ? account : account.account) : account;
     c.live++;
-    this.slots.set(callId, c, PLAIN);
+    const slot = this.alloc();
+    this.deadline[slot] = this.clock + this.ttl;
+    this.owner[slot] = c;
+    this.slots.set(callId, slot);
     return true;
   }
 
   /** Gives the slot back; safe to call any number of times. */
   release(callId: string): void {
-    this.slots.delete(callId);
+    const slot = this.slots.get(callId);
+    if (slot !== undefined) this.drop(callId, slot);
   }
 
   /** In-dialog activity: restarts the backstop timer (an already expired slot stays gone). */
   touch(callId: string, now: number): void {
     this.advance(now);
-    this.slots.get(callId, REFRESH);
+    const slot = this.slots.get(callId);
+    if (slot === undefined) return;
+    if (this.deadline[slot] < this.clock) {
+      this.drop(callId, slot);
+      return;
+    }
+    this.deadline[slot] = this.clock + this.ttl;
+    // Re-insert so the Map's order stays the expiry order.
+    this.slots.delete(callId);
+    this.slots.set(callId, slot);
   }
 
   has(callId: string): boolean {
-    return this.slots.has(callId, PLAIN);
+    const slot = this.slots.get(callId);
+    if (slot === undefined) return false;
+    if (this.deadline[slot] >= this.clock) return true;
+    this.drop(callId, slot);
+    return false;
   }
 
   /** Live slots of an account. */
@@ -108,8 +145,8 @@ export class CallLedger {
 
   /** Moves the ledger's clock to now (monotonic) and sweeps expired slots now and then. */
   advance(now: number): void {
-    if (this.clock === 0) {
-      this.clock = 1; // lru-cache reads a start time of 0 as "no ttl"
+    if (!this.started) {
+      this.started = true;
       this.lastNow = now;
     } else if (now > this.lastNow) {
       this.clock += now - this.lastNow;
@@ -117,7 +154,7 @@ export class CallLedger {
     }
     if (this.clock - this.lastSlotSweep >= this.sweepSlotsMs) {
       this.lastSlotSweep = this.clock;
-      this.slots.purgeStale();
+      this.sweepSlots();
     }
     if (this.clock - this.lastCounterSweep >= SWEEP_COUNTERS_MS) {
       this.lastCounterSweep = this.clock;
@@ -128,5 +165,48 @@ export class CallLedger {
         }
       }
     }
+  }
+
+  /** Gives back the expired front of the queue. */
+  private sweepSlots(): void {
+    const clock = this.clock;
+    for (const [callId, slot] of this.slots) {
+      if (this.deadline[slot] >= clock) break;
+      this.drop(callId, slot);
+    }
+  }
+
+  private evictOldest(): void {
+    for (const [callId, slot] of this.slots) {
+      this.drop(callId, slot);
+      return;
+    }
+  }
+
+  /** The one way a slot ends: its account gets the unit back, the number goes on the free list. */
+  private drop(callId: string, slot: number): void {
+    this.slots.delete(callId);
+    const c = this.owner[slot];
+    if (c !== null) c.live--;
+    this.owner[slot] = null;
+    this.free[this.freeTop++] = slot;
+  }
+
+  private alloc(): number {
+    if (this.freeTop > 0) return this.free[--this.freeTop];
+    if (this.fresh === this.deadline.length) this.grow();
+    return this.fresh++;
+  }
+
+  private grow(): void {
+    const n = Math.min(this.max, this.deadline.length * 2);
+    const deadline = new Float64Array(n);
+    deadline.set(this.deadline);
+    this.deadline = deadline;
+    const free = new Int32Array(n);
+    free.set(this.free);
+    this.free = free;
+    const owner = this.owner;
+    for (let i = owner.length; i < n; i++) owner.push(null);
   }
 }

@@ -18,9 +18,10 @@ import type { CallAttempt, RuleId, Verdict } from './types';
  *
  * Rate windows and call slots are keyed by account id (or "_unknown:"+ip), not by compiled
  * objects, so they carry over a swap of the rules. With 100 000 accounts the hot path is bound
- * by cache misses, so the core also keeps each account's RateState and LiveCounter in arrays
- * indexed by CompiledAccount.index: one array read instead of two hash-table lookups a call.
- * The arrays are per core and per rules (rebuilt empty on a swap, refilled by id on first use).
+ * by cache misses, so the core also keeps each account's RateState and LiveCounter side by side
+ * in one array indexed by CompiledAccount.index (RateState at 2*index, LiveCounter at 2*index+1,
+ * so both references share a cache line): one array read instead of two hash-table lookups a
+ * call. The array is per core and per rules (rebuilt empty on a swap, refilled by id on first use).
  */
 
 export interface GuardCoreOptions {
@@ -71,8 +72,8 @@ export class GuardCore {
   private current: CompiledRules;
   private readonly limiter: RateLimiter;
   private readonly ledger: CallLedger;
-  private rateStates: (RateState | undefined)[];
-  private counters: (LiveCounter | undefined)[];
+  /** Per account index: [2i] its RateState, [2i+1] its LiveCounter (undefined until first use). */
+  private accountState: (RateState | LiveCounter | undefined)[];
 
   constructor(rules: CompiledRules, opts: GuardCoreOptions = {}) {
     this.current = rules;
@@ -81,13 +82,12 @@ export class GuardCore {
       maxCallSeconds: opts.maxCallSeconds ?? rules.guard.sip.max_call_seconds ?? DEFAULT_MAX_CALL_SECONDS,
       maxLiveCalls: opts.maxLiveCalls,
     });
-    this.rateStates = GuardCore.slotsFor(rules);
-    this.counters = GuardCore.slotsFor(rules);
+    this.accountState = GuardCore.slotsFor(rules);
   }
 
-  /** Packed (not holey) arrays, so index reads stay fast. */
-  private static slotsFor<T>(rules: CompiledRules): (T | undefined)[] {
-    return new Array<T | undefined>(rules.accounts.size).fill(undefined);
+  /** A packed (not holey) array, so index reads stay fast. */
+  private static slotsFor(rules: CompiledRules): (RateState | LiveCounter | undefined)[] {
+    return new Array<RateState | LiveCounter | undefined>(2 * rules.accounts.size).fill(undefined);
   }
 
   get rules(): CompiledRules {
@@ -97,8 +97,7 @@ export class GuardCore {
   /** Replaces the rules for every later decision; counters and live slots stay. */
   swapRules(next: CompiledRules): void {
     this.current = next;
-    this.rateStates = GuardCore.slotsFor(next);
-    this.counters = GuardCore.slotsFor(next);
+    this.accountState = GuardCore.slotsFor(next);
   }
 
   /** Guard-wide allowed_sources only, for every request method; null when the source may talk to us. */
@@ -187,21 +186,22 @@ export class GuardCore {
   private overLimit(account: CompiledAccount, key: string, a: CallAttempt): { rule: RuleId; detail: string } | null {
     const limits = account.limits;
     const index = account.index;
+    const states = this.accountState;
     let rate: RateState | undefined;
     if (limits.callsPerSecond !== Infinity || limits.callsPerMinute !== Infinity) {
-      rate = index >= 0 ? this.rateStates[index] : undefined;
+      rate = index >= 0 ? (states[2 * index] as RateState | undefined) : undefined;
       if (rate === undefined || rate.dead) {
         rate = this.limiter.state(key, a.now);
-        if (index >= 0) this.rateStates[index] = rate;
+        if (index >= 0) states[2 * index] = rate;
       }
       const result = this.limiter.check(rate, limits.callsPerSecond, limits.callsPerMinute, a.now);
       if (result === RATE_SECOND) return { rule: 'calls_per_second', detail: `calls_per_second ${limits.callsPerSecond} exceeded` };
       if (result !== RATE_OK) return { rule: 'calls_per_minute', detail: `calls_per_minute ${limits.callsPerMinute} exceeded` };
     }
-    let counter = index >= 0 ? this.counters[index] : undefined;
+    let counter = index >= 0 ? (states[2 * index + 1] as LiveCounter | undefined) : undefined;
     if (counter === undefined || counter.detached) {
       counter = this.ledger.counter(key);
-      if (index >= 0) this.counters[index] = counter;
+      if (index >= 0) states[2 * index + 1] = counter;
     }
     if (limits.concurrentCalls !== Infinity) {
       this.ledger.advance(a.now);

@@ -28,6 +28,9 @@ export type RateResult = typeof RATE_OK | typeof RATE_SECOND | typeof RATE_MINUT
 const SECOND_MS = 1000;
 const MINUTE_MS = 60_000;
 const REFRESH_MS = 10_000;
+// Shared option objects: lru-cache's `options = {}` defaults would otherwise allocate per call.
+const GET: { status?: undefined } = {};
+const SET: { status?: undefined } = {};
 
 export class RateState {
   ts: number[];
@@ -107,10 +110,10 @@ export class RateLimiter {
   /** The window state of key, created on first use. Hold it while !dead. */
   state(key: string, now: number): RateState {
     this.advance(now);
-    let s = this.states.get(key);
+    let s = this.states.get(key, GET);
     if (s === undefined) {
       s = new RateState(key);
-      this.states.set(key, s);
+      this.states.set(key, s, SET);
     }
     s.refreshedAt = now;
     return s;
@@ -138,9 +141,9 @@ export class RateLimiter {
     if (now - s.refreshedAt >= REFRESH_MS) {
       this.advance(now);
       // get() refreshes the ttl; if the LRU already let the state go, put it back.
-      if (this.states.get(s.key) === undefined) {
+      if (this.states.get(s.key, GET) === undefined) {
         s.dead = false;
-        this.states.set(s.key, s);
+        this.states.set(s.key, s, SET);
       }
       s.refreshedAt = now;
     }
