@@ -15,7 +15,7 @@ const IP = '127.0.0.1';
 const UAS_PORT = 17080;
 const GUARD_PORT = 17060;
 const SECONDS_PER_STEP = Number(process.env.BENCH_STEP_SECONDS ?? 4);
-const RATES = (process.env.BENCH_RATES ?? '1000,2000,4000,6000,8000,10000,12000').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
 
 interface Step extends SippCounts {
   rate: number;
@@ -93,7 +93,8 @@ export async function runProxyBench(): Promise<Record<string, number | string>> 
   await new Promise((r) => setTimeout(r, 500));
   // The guard logs every decision, as in production; to a file, so the bench never reads them.
   const logFile = path.join(work, 'guard.log');
-  const guard = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--rules', rulesDir], {
+  const nodeFlags = (process.env.GUARD_NODE_FLAGS ?? '--single-threaded-gc').split(' ').filter(Boolean);
+  const guard = spawn(process.execPath, [...nodeFlags, path.join(ROOT, 'dist/cli.js'), 'serve', '--rules', rulesDir], {
     stdio: ['ignore', fs.openSync(logFile, 'w'), 'inherit'],
   });
   try {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 import { Command, InvalidArgumentError } from 'commander';
 import { checkRules } from './rules/check';
 import { serve } from './serve';

@@ -21,7 +21,7 @@ export interface GuardProcess {
 
 export async function startGuard(args: string[], timeoutMs = 15000): Promise<GuardProcess> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--single-threaded-gc', CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   let err = '';
   let partial = '';
