@@ -1,36 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseStatsCsv } from '../test/e2e/helpers/sipp';
 
-/** Cumulative counters from sipp's -trace_stat CSV (last row). */
+/** Cumulative counters of one sipp run, from its -trace_stat CSV. */
 export interface SippCounts {
   outgoing: number;
   successful: number;
   failed: number;
   retransmissions: number;
-  elapsedSeconds: number;
-}
-
-function parseDuration(hms: string): number {
-  const [h, m, s] = hms.split(':').map(Number);
-  return h * 3600 + m * 60 + s;
 }
 
 export function readSippStats(file: string): SippCounts {
-  const rows = fs.readFileSync(file, 'utf8').trim().split('\n');
-  const head = rows[0].split(';');
-  const last = rows[rows.length - 1].split(';');
-  const col = (name: string): string => {
-    const i = head.indexOf(name);
-    if (i < 0) throw new Error(`sipp stat file ${file} has no column ${name}`);
-    return last[i];
-  };
+  const stats = parseStatsCsv(fs.readFileSync(file, 'utf8'));
+  if (stats.raw['OutgoingCall(C)'] === undefined) throw new Error(`sipp stat file ${file} has no counters`);
   return {
-    outgoing: Number(col('OutgoingCall(C)')),
-    successful: Number(col('SuccessfulCall(C)')),
-    failed: Number(col('FailedCall(C)')),
-    retransmissions: Number(col('Retransmissions(C)')),
-    elapsedSeconds: parseDuration(col('ElapsedTime(C)')),
+    outgoing: Number(stats.raw['OutgoingCall(C)']),
+    successful: stats.successful,
+    failed: stats.failed,
+    retransmissions: stats.retransmissions,
   };
 }
 
