@@ -74,6 +74,7 @@ export class GuardCore {
   private readonly ledger: CallLedger;
   /** Per account index: [2i] its RateState, [2i+1] its LiveCounter (undefined until first use). */
   private accountState: (RateState | LiveCounter | undefined)[];
+  private tollBlocked: ReadonlySet<string> = new Set();
 
   constructor(rules: CompiledRules, opts: GuardCoreOptions = {}) {
     this.current = rules;
@@ -92,6 +93,19 @@ export class GuardCore {
 
   get rules(): CompiledRules {
     return this.current;
+  }
+
+  /**
+   * Accounts whose international calls are refused (rule toll_block) while domestic calls go on.
+   * Owned by the fraud monitor / admin store; the core only reads it. Replaced whole, never mutated
+   * in place, so a decision sees one consistent set.
+   */
+  setTollBlocked(accountIds: ReadonlySet<string>): void {
+    this.tollBlocked = accountIds;
+  }
+
+  isTollBlocked(accountId: string): boolean {
+    return this.tollBlocked.has(accountId);
   }
 
   /** Replaces the rules for every later decision; counters and live slots stay. */
@@ -138,6 +152,9 @@ export class GuardCore {
       international = n.international;
       if (international && !account.international) {
         return verdict('international', r.responses.international, `international destination ${e164} not allowed for account ${account.id}`, account.id, e164, true);
+      }
+      if (international && this.tollBlocked.size !== 0 && this.tollBlocked.has(account.id)) {
+        return verdict('toll_block', r.responses.toll_block, `account ${account.id} is under an international toll block`, account.id, e164, true);
       }
       const risk = r.highRisk.lookup(e164);
       if (risk !== undefined && (account.allowDestinations === null || !account.allowDestinations.matches(e164))) {

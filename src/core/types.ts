@@ -32,6 +32,7 @@ export type RuleId =
   | 'invalid_destination'   // dialled string is not a number we can read
   | 'international'         // account has international: false
   | 'high_risk'             // longest high-risk prefix matched, not allowed for the account
+  | 'toll_block'            // international call from an account under an international toll block
   | 'calls_per_second'
   | 'calls_per_minute'
   | 'concurrent_calls';

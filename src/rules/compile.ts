@@ -84,6 +84,8 @@ const DEFAULT_RESPONSES: Record<RejectClass, RejectResponse> = {
   high_risk: { status: 403, reason: 'Forbidden' },
   invalid_destination: { status: 484, reason: 'Address Incomplete' },
   rate_limit: { status: 503, reason: 'Service Unavailable', retryAfter: 5 },
+  // An account under an international toll block (the fraud monitor's or an admin's).
+  toll_block: { status: 403, reason: 'International Calls Blocked' },
 };
 
 /** Phrases for statuses an admin is likely to pick without writing a reason. */

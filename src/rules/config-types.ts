@@ -16,6 +16,7 @@ export interface ResponseSpec {
 
 export type RejectClass =
   | 'source'
+  | 'toll_block'
   | 'unknown_caller'
   | 'invalid_destination'
   | 'international'

@@ -347,6 +347,7 @@ export const guardSchema = strict(
         international: responseSpec.optional(),
         high_risk: responseSpec.optional(),
         rate_limit: responseSpec.optional(),
+        toll_block: responseSpec.optional(),
       },
       'a mapping from reject class to response',
     ).optional(),

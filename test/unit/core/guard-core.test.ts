@@ -122,6 +122,25 @@ describe('GuardCore.decide rules', () => {
     expect(core.decide(attempt({ authUser: 'bob', dialled: '021 123 4567' }))).toMatchObject({ allow: true, international: false });
   });
 
+  it('toll_block: an account under an international toll block keeps its domestic calls', () => {
+    const blocked = new GuardCore(compileRules(ruleSet()));
+    blocked.setTollBlocked(new Set(['alice']));
+    expect(blocked.isTollBlocked('alice')).toBe(true);
+    expect(blocked.decide(attempt({ authUser: 'alice', dialled: '0015551234567' }))).toMatchObject({
+      allow: false,
+      rule: 'toll_block',
+      status: 403,
+      reason: 'International Calls Blocked',
+      account: 'alice',
+      normalised: '+15551234567',
+      international: true,
+    });
+    expect(blocked.decide(attempt({ authUser: 'alice', dialled: '095550111' }))).toMatchObject({ allow: true, international: false });
+    expect(blocked.decide(attempt({ authUser: 'carol', dialled: '0015551234567' }))).toMatchObject({ allow: true });
+    blocked.setTollBlocked(new Set());
+    expect(blocked.decide(attempt({ authUser: 'alice', dialled: '0015551234567' }))).toMatchObject({ allow: true });
+  });
+
   it('5 high_risk: longest prefix names the destination', () => {
     expect(core.decide(attempt({ authUser: 'alice', dialled: '00252612345678' }))).toMatchObject({
       allow: false,

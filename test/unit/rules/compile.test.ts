@@ -62,6 +62,7 @@ describe('compileRules', () => {
       high_risk: { status: 403, reason: 'Forbidden' },
       invalid_destination: { status: 484, reason: 'Address Incomplete' },
       rate_limit: { status: 503, reason: 'Service Unavailable', retry_after: 5 },
+      toll_block: { status: 403, reason: 'International Calls Blocked' },
     });
     expect(rules.responses.rate_limit).toEqual({ status: 503, reason: 'Service Unavailable', retryAfter: 5 });
   });
