@@ -6,6 +6,7 @@ import { PrefixTrie } from '../core/prefix-trie';
 import {
   RulesError,
   type AccountConfig,
+  type ForwardMode,
   type GuardConfig,
   type RejectClass,
   type ResponseSpec,
@@ -40,6 +41,13 @@ export interface CompiledAccount {
   readonly limits: CompiledLimits;
   readonly dialPlan: DialPlan;
   readonly email?: string;
+  /** accounts.yaml `drachtio:`: forwarding mode and call-duration cap of this account, when set. */
+  readonly drachtio: CompiledAccountDrachtio | undefined;
+}
+
+export interface CompiledAccountDrachtio {
+  readonly mode?: ForwardMode;
+  readonly maxCallSeconds?: number;
 }
 
 export interface HighRiskMatch {
@@ -165,9 +173,19 @@ function makeAccount(
   limits: CompiledLimits,
   dialPlan: DialPlan,
   email: string | undefined,
+  drachtio: CompiledAccountDrachtio | undefined = undefined,
 ): CompiledAccount {
-  return { id, index, international, allowedSources, allowDestinations, limits, dialPlan, email };
+  return { id, index, international, allowedSources, allowDestinations, limits, dialPlan, email, drachtio };
 }
+
+function accountDrachtio(a: AccountConfig): CompiledAccountDrachtio | undefined {
+  const d = a.drachtio;
+  if (d === undefined || (d.mode === undefined && d.max_call_seconds === undefined)) return undefined;
+  return { mode: d.mode, maxCallSeconds: d.max_call_seconds };
+}
+
+/** drachtio-server's default admin port (its drachtio.conf.xml <admin port="9022">). */
+export const DEFAULT_DRACHTIO_PORT = 9022;
 
 const limit = (v: number | undefined): number => (v === undefined ? Infinity : Math.ceil(v));
 
@@ -274,6 +292,7 @@ export function compileRules(set: RuleSet): CompiledRules {
       // An unknown country is already a problem; any plan keeps compiling so all problems surface.
       plan ?? homePlan ?? DialPlan.for('US'),
       a.email,
+      accountDrachtio(a),
     );
     accounts.set(id, account);
 
@@ -335,6 +354,14 @@ export function compileRules(set: RuleSet): CompiledRules {
     responses: Object.fromEntries(Object.entries(responses).map(([k, r]) => [k, toResponseSpec(r)])) as Record<RejectClass, ResponseSpec>,
     log: { level: 'info', decisions: 'all', ...guard.log },
   };
+  if (guard.drachtio !== undefined) {
+    const d = guard.drachtio;
+    filledGuard.drachtio = {
+      ...d,
+      ...(d.host !== undefined ? { port: d.port ?? DEFAULT_DRACHTIO_PORT } : { listen_address: d.listen_address ?? '0.0.0.0' }),
+      mode: d.mode ?? 'proxy',
+    };
+  }
 
   const unknownAccount = makeAccount(UNKNOWN_ACCOUNT_ID, -1, defaults.international ?? true, null, null, defaultLimits, defaultPlan!, undefined);
 

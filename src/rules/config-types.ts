@@ -23,6 +23,37 @@ export type RejectClass =
   | 'high_risk'
   | 'rate_limit';
 
+/** How an admitted INVITE is forwarded by the drachtio front end (see DrachtioConfig). */
+export type ForwardMode = 'proxy' | 'b2bua';
+
+/** Maximum call duration, seconds, per destination class (b2bua mode enforces it). */
+export interface DurationLimits {
+  domestic?: number;
+  international?: number;
+  /** Calls to a high-risk prefix that the account's allow_destinations let through. */
+  high_risk_allowed?: number;
+}
+
+/**
+ * The drachtio-srf front end: either inbound (TollGuard connects to drachtio-server's admin port,
+ * host + port) or outbound (drachtio-server connects to TollGuard, listen), never both.
+ */
+export interface DrachtioConfig {
+  /** Inbound: drachtio-server's admin address. */
+  host?: string;
+  /** Inbound: drachtio-server's admin port (default 9022). */
+  port?: number;
+  /** Outbound: the port TollGuard listens on for drachtio-server's connections. */
+  listen?: number;
+  /** Outbound: the address to listen on (default 0.0.0.0). */
+  listen_address?: string;
+  /** The shared secret configured in drachtio-server (<admin secret="...">). */
+  secret: string;
+  /** proxy (default) or b2bua. */
+  mode?: ForwardMode;
+  max_call_seconds?: DurationLimits;
+}
+
 export interface GuardConfig {
   sip: {
     listen: ListenSpec[];
@@ -38,6 +69,8 @@ export interface GuardConfig {
   allowed_sources: string[];
   unknown_caller: 'reject' | 'allow';
   responses?: Partial<Record<RejectClass, ResponseSpec>>;
+  /** Present when the guard runs as a drachtio-srf application instead of the embedded proxy. */
+  drachtio?: DrachtioConfig;
   log?: {
     level?: 'error' | 'warn' | 'info' | 'debug';
     /** Which decisions get a log line: all (default), rejects only, or none. */
@@ -65,6 +98,14 @@ export interface AccountConfig {
   email?: string;
   /** ISO alpha-2; overrides home_country for reading this account's dialled numbers. */
   country?: string;
+  /** Per-account overrides of the drachtio front end's forwarding. */
+  drachtio?: AccountDrachtio;
+}
+
+export interface AccountDrachtio {
+  mode?: ForwardMode;
+  /** Caps every call of this account (b2bua mode), on top of the destination-class limits. */
+  max_call_seconds?: number;
 }
 
 export interface AccountDefaults {

@@ -19,8 +19,10 @@ import { isSupportedCountry } from 'libphonenumber-js';
 import type {
   AccountConfig,
   AccountDefaults,
+  AccountDrachtio,
   AccountLimits,
   AccountsFile,
+  DrachtioConfig,
   GuardConfig,
   HighRiskEntry,
   ResponseSpec,
@@ -321,6 +323,68 @@ const responseSpec = strict(
   'a mapping with status, and optionally reason and retry_after',
 );
 
+const forwardMode = () => z.enum(['proxy', 'b2bua'], { error: 'expected proxy or b2bua' });
+
+const PORT_NUMBER = 'expected a port number 1-65535';
+const portNumber = () =>
+  z.number({ error: PORT_NUMBER }).int({ error: PORT_NUMBER }).min(1, { error: PORT_NUMBER }).max(65535, { error: PORT_NUMBER });
+
+/** drachtio-server's admin address: an IP or a host name (a compose service name such as "drachtio"). */
+const drachtioHost = () =>
+  z.string({ error: 'expected the host name or IP address of drachtio-server' }).superRefine((s, ctx) => {
+    const h = s.trim();
+    if (!(isIPv4(h) || isIPv6(h) || isHostname(h))) {
+      ctx.addIssue({ code: 'custom', message: 'expected the host name or IP address of drachtio-server (no port: write it in port)', input: s });
+    }
+  });
+
+const listenAddress = () =>
+  z.string({ error: 'expected an IP address to listen on, such as 0.0.0.0' }).superRefine((s, ctx) => {
+    if (!(isIPv4(s.trim()) || isIPv6(s.trim()))) {
+      ctx.addIssue({ code: 'custom', message: 'expected an IP address to listen on (0.0.0.0 or :: for all interfaces)', input: s });
+    }
+  });
+
+const durationLimits = strict(
+  {
+    domestic: positiveInt().optional(),
+    international: positiveInt().optional(),
+    high_risk_allowed: positiveInt().optional(),
+  },
+  'a mapping with domestic, international and/or high_risk_allowed (seconds)',
+);
+
+export const drachtioSchema = strict(
+  {
+    host: drachtioHost().optional(),
+    port: portNumber().optional(),
+    listen: portNumber().optional(),
+    listen_address: listenAddress().optional(),
+    secret: z
+      .string({ error: 'expected the shared secret of drachtio-server' })
+      .min(1, { error: 'expected the shared secret of drachtio-server, not an empty string' })
+      // The secret goes on the wire protocol's first line ("authenticate|SECRET|tags"), so it may
+      // not hold the protocol's separator or line breaks.
+      .regex(/^[^|\s]+$/, { error: 'expected a secret without spaces, line breaks or "|"' }),
+    mode: forwardMode().optional(),
+    max_call_seconds: durationLimits.optional(),
+  },
+  'a mapping with host and port (inbound) or listen (outbound), and secret',
+).superRefine((d, ctx) => {
+  // Inbound and outbound are exclusive: drachtio-srf's WireProtocol asserts it cannot be both.
+  if (d.host !== undefined && d.listen !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['listen'], message: 'choose one connection style: host (TollGuard connects to drachtio-server) or listen (drachtio-server connects to TollGuard), not both', input: d.listen });
+  } else if (d.host === undefined && d.listen === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected host (and port) to connect to drachtio-server, or listen for drachtio-server to connect to TollGuard', input: d });
+  }
+  if (d.port !== undefined && d.host === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['port'], message: 'port is drachtio-server\'s admin port and needs host; for outbound connections use listen', input: d.port });
+  }
+  if (d.listen_address !== undefined && d.listen === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['listen_address'], message: 'listen_address needs listen (the port)', input: d.listen_address });
+  }
+});
+
 export const guardSchema = strict(
   {
     sip: strict(
@@ -351,6 +415,7 @@ export const guardSchema = strict(
       },
       'a mapping from reject class to response',
     ).optional(),
+    drachtio: drachtioSchema.optional(),
     log: strict(
       {
         level: z.enum(['error', 'warn', 'info', 'debug'], { error: 'expected error, warn, info or debug' }).optional(),
@@ -384,6 +449,10 @@ const accountSchema = strict(
     limits: limitsSchema.optional(),
     email: email().optional(),
     country: country().optional(),
+    drachtio: strict(
+      { mode: forwardMode().optional(), max_call_seconds: positiveInt().optional() },
+      'a mapping with mode and/or max_call_seconds',
+    ).optional(),
   },
   'a mapping of account settings (sources, users, limits, ...)',
 ).superRefine((a, ctx) => {
@@ -468,5 +537,7 @@ export type SchemaMatchesContract = [
   Assert<Equals<z.output<typeof limitsSchema>, AccountLimits>>,
   Assert<Equals<NonNullable<z.output<typeof accountsSchema>['defaults']>, AccountDefaults>>,
   Assert<Equals<z.output<typeof responseSpec>, ResponseSpec>>,
+  Assert<Equals<z.output<typeof drachtioSchema>, DrachtioConfig>>,
+  Assert<Equals<NonNullable<AccountConfig['drachtio']>, AccountDrachtio>>,
   Assert<Equals<z.output<typeof highRiskSchema>, HighRiskEntry[]>>,
 ];
