@@ -3,12 +3,19 @@ import type { SipRequest } from './message';
 import { dialledOf, tryParseNameAddr, tryParseUri } from './uri';
 
 /**
+ * What the extraction reads of a request. The embedded proxy's SipRequest has exactly this
+ * shape; the drachtio front end wraps a drachtio-srf request in it, so both front ends read
+ * callers and destinations with the same code.
+ */
+export type InviteView = Pick<SipRequest, 'uri' | 'callId' | 'header'>;
+
+/**
  * Reads from an initial INVITE what the decision core needs, and nothing more: who is calling
  * (digest username, P-Asserted-Identity, From) and what was dialled (Request-URI user or tel:
  * number with its phone-context). An unreadable Request-URI yields an empty dialled string,
  * which the core rejects as an invalid destination rather than letting it through unchecked.
  */
-export function toCallAttempt(req: SipRequest, source: string, now: number): CallAttempt {
+export function toCallAttempt(req: InviteView, source: string, now: number): CallAttempt {
   const target = tryParseUri(req.uri);
   const dialled = target ? dialledOf(target) : undefined;
   const attempt: CallAttempt = {
