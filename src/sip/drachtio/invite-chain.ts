@@ -1,0 +1,113 @@
+import type { GuardCore } from '../../core/guard-core';
+import { forwardingFor, type Forwarding } from '../../core/forwarding';
+import type { CallAttempt, Verdict } from '../../core/types';
+import type { Peer } from '../policy';
+import { sendRejection } from './answer';
+import { callAttemptOf, peerOf } from './request-view';
+import type { DrachtioRequest, DrachtioResponse, Middleware } from './srf-types';
+
+/**
+ * The INVITE policy as a drachtio-srf middleware chain, in the style of jambonz sbc-inbound's
+ * `srf.use('invite', [...])`; read top to bottom it is what happens to a call:
+ *
+ *   srf.use('invite', [
+ *     answerStrayReInvites,   // in-dialog INVITE for a dialog nobody here knows: 481
+ *     passCoreRequests,       // the core calling a customer: forwarded, not screened
+ *     readCallAttempt,        // who calls what (the embedded proxy's extraction rules)
+ *     askTheCore,             // the decision core's verdict, one decision log line
+ *     refuseRejected,         // 403/484/503 with Warning, X-Reason, Retry-After
+ *     chooseForwarding,       // proxy or b2bua, max call duration
+ *     forwardToCore,          // srf.proxyRequest or srf.createB2BUA
+ *   ]);
+ *
+ * Every rule lives in the core and the rule files; the chain only moves data between drachtio
+ * and the core. State travels on the request in a typed field (req.tollguard), not in untyped
+ * srf.locals.
+ */
+
+/** What the chain has learnt about one INVITE so far. */
+export interface InviteState {
+  attempt: CallAttempt;
+  peer: Peer;
+  verdict?: Verdict;
+  forwarding?: Forwarding;
+}
+
+export type GuardedRequest = DrachtioRequest & { tollguard?: InviteState };
+
+export interface InviteChainHooks {
+  core: Pick<GuardCore, 'decide' | 'rules'>;
+  /** The clock of the core's rate windows (monotonicNow in production). */
+  now(): number;
+  /** Whether this request comes from the SIP core itself (trusted by configuration). */
+  fromCore(req: DrachtioRequest): boolean;
+  /** Forwards a request of the core towards the customer its Request-URI names. */
+  passFromCore(req: DrachtioRequest, res: DrachtioResponse): void;
+  /** After the verdict: the decision log line and the observers' decided event. */
+  decided(state: InviteState, verdict: Verdict, micros: number): void;
+  /** A refused INVITE got its answer (the front end ends an outbound session). */
+  refused(req: DrachtioRequest): void;
+  /** Carries an admitted call to the core in the chosen mode. */
+  forward(req: GuardedRequest, res: DrachtioResponse, state: Required<InviteState>): void;
+}
+
+export function inviteChain(h: InviteChainHooks): Middleware<GuardedRequest>[] {
+  /** RFC 3261 §12.2.2: a request inside a dialog the UAS does not know gets 481. */
+  const answerStrayReInvites: Middleware<GuardedRequest> = (req, res, next) => {
+    if (hasToTag(req)) {
+      res.send(481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    next();
+  };
+
+  const passCoreRequests: Middleware<GuardedRequest> = (req, res, next) => {
+    if (h.fromCore(req)) {
+      h.passFromCore(req, res);
+      return;
+    }
+    next();
+  };
+
+  const readCallAttempt: Middleware<GuardedRequest> = (req, _res, next) => {
+    req.tollguard = { attempt: callAttemptOf(req, h.now()), peer: peerOf(req) };
+    next();
+  };
+
+  const askTheCore: Middleware<GuardedRequest> = (req, _res, next) => {
+    const state = req.tollguard!;
+    const started = process.hrtime.bigint();
+    state.verdict = h.core.decide(state.attempt);
+    h.decided(state, state.verdict, Number(process.hrtime.bigint() - started) / 1000);
+    next();
+  };
+
+  const refuseRejected: Middleware<GuardedRequest> = (req, res, next) => {
+    const verdict = req.tollguard!.verdict!;
+    if (verdict.allow) {
+      next();
+      return;
+    }
+    sendRejection(res, verdict);
+    h.refused(req);
+  };
+
+  const chooseForwarding: Middleware<GuardedRequest> = (req, _res, next) => {
+    const state = req.tollguard!;
+    state.forwarding = forwardingFor(h.core.rules, state.verdict!);
+    next();
+  };
+
+  const forwardToCore: Middleware<GuardedRequest> = (req, res) => {
+    h.forward(req, res, req.tollguard as Required<InviteState>);
+  };
+
+  return [answerStrayReInvites, passCoreRequests, readCallAttempt, askTheCore, refuseRejected, chooseForwarding, forwardToCore];
+}
+
+function hasToTag(req: DrachtioRequest): boolean {
+  const to = req.get('To') ?? '';
+  // The tag is a To header parameter (after the name-addr's closing '>', if any).
+  const params = to.slice(to.lastIndexOf('>') + 1);
+  return /;\s*tag\s*=/i.test(params);
+}
