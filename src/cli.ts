@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --single-threaded-gc
 import { Command, InvalidArgumentError } from 'commander';
 import { checkRules } from './rules/check';
-import { serve } from './serve';
+import { startGuard } from './serve-drachtio';
 import { createLogger } from './log';
 import { RulesError } from './rules/config-types';
 
@@ -20,10 +20,14 @@ program
   .option('--rules <dir>', 'rules directory', 'rules')
   .option('--listen <specs>', 'override sip.listen, e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060', list)
   .option('--upstream <host:port>', 'override sip.upstream (the SIP core)')
-  .action(async (o: { rules: string; listen?: string[]; upstream?: string }) => {
+  .option('--drachtio <host:port>', 'run as a drachtio-srf app connecting to drachtio-server (instead of the embedded proxy)')
+  .option('--drachtio-listen <[ip:]port>', 'run as a drachtio-srf app that drachtio-server connects to (outbound)')
+  .option('--secret <secret>', "drachtio-server's shared secret")
+  .action(async (o: { rules: string; listen?: string[]; upstream?: string; drachtio?: string; drachtioListen?: string; secret?: string }) => {
     const logger = createLogger('info');
     try {
-      const guard = await serve({ rulesDir: o.rules, listen: o.listen, upstream: o.upstream, logger });
+      const drachtio = { connect: o.drachtio, listen: o.drachtioListen, secret: o.secret };
+      const guard = await startGuard({ rulesDir: o.rules, listen: o.listen, upstream: o.upstream, logger, drachtio });
       const shutdown = (signal: string): void => {
         logger.info({ message: 'shutting down', signal });
         guard.stop().then(

@@ -14,6 +14,8 @@ export interface ServeOptions {
   logger?: Logger;
   /** Watch rules/ for edits (default true). */
   watch?: boolean;
+  /** The rules already opened (startGuard reads them to choose the front end). */
+  store?: RuleStore;
 }
 
 export interface RunningGuard {
@@ -29,7 +31,7 @@ export interface RunningGuard {
  */
 export async function serve(opts: ServeOptions): Promise<RunningGuard> {
   const logger = opts.logger ?? createLogger('info');
-  const store = RuleStore.open(opts.rulesDir, logger);
+  const store = opts.store ?? RuleStore.open(opts.rulesDir, logger);
   const rules = store.current;
   logger.level = rules.guard.log?.level ?? 'info';
 
