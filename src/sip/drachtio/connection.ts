@@ -35,7 +35,10 @@ export class DrachtioConnection {
   private server?: Server;
   private stopping = false;
   private connectedOnce = false;
+  /** An authenticated inbound connection is up. */
+  private up = false;
   private attempt = 1;
+  private lastError?: string;
   private readonly firstConnect: Promise<void>;
   private resolveFirst!: () => void;
 
@@ -130,22 +133,29 @@ export class DrachtioConnection {
       if (inbound || !this.connectedOnce) this.logger.info(entry);
       else this.logger.debug(entry);
       this.connectedOnce = true;
+      this.up = true;
       this.attempt = 1;
+      this.lastError = undefined;
       this.resolveFirst();
     });
     this.srf.on('reconnecting', ({ delay, attempt }) => {
+      // One line per attempt, carrying the error that made the last one fail.
       this.attempt = attempt;
-      this.logger.warn({ message: 'reconnecting to drachtio-server', where: this.description, attempt, delayMs: delay });
+      this.logger.warn({ message: 'reconnecting to drachtio-server', where: this.description, attempt, delayMs: delay, lastError: this.lastError ?? null });
     });
     this.srf.on('error', (err) => {
       if (this.stopping) return;
-      const code = (err as NodeJS.ErrnoException).code ?? null;
-      this.logger.warn({ message: 'drachtio connection error', where: this.description, error: err.message, code });
+      const code = (err as NodeJS.ErrnoException).code;
+      this.lastError = code !== undefined ? `${code}: ${err.message}` : err.message;
+      // A failed attempt is reported by the 'reconnecting' line; a live connection breaking is news.
+      if (this.up) this.logger.warn({ message: 'drachtio connection error', where: this.description, error: this.lastError });
+      else this.logger.debug({ message: 'drachtio connection attempt failed', where: this.description, error: this.lastError });
     });
     this.srf.on('close', () => {
       if (this.stopping) return;
-      if (inbound) this.logger.warn({ message: 'connection to drachtio-server closed', where: this.description });
-      else this.logger.debug({ message: 'drachtio-server closed a connection', where: this.description });
+      if (inbound && this.up) this.logger.warn({ message: 'connection to drachtio-server lost', where: this.description });
+      else if (!inbound) this.logger.debug({ message: 'drachtio-server closed a connection', where: this.description });
+      if (inbound) this.up = false;
     });
   }
 }
