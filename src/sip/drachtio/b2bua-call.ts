@@ -81,6 +81,8 @@ export class B2buaCall implements TrackedCall {
         logger.info({ message: 'max call duration reached', callId: this.info.callId, account: this.info.account, seconds: max });
         void this.tearDown('timeout', `max call duration ${max} s`);
       }, max * 1000);
+      // The call's sockets keep the process alive while it matters; the timer alone need not.
+      this.timer.unref();
     }
   }
 
