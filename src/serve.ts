@@ -3,6 +3,8 @@ import { GuardCore } from './core/guard-core';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import { RuleStore } from './rules/rule-store';
+import type { CallControl } from './sip/call-events';
+import { EmbeddedCallControl } from './sip/embedded-call-control';
 import { GuardPolicy } from './sip/guard-policy';
 import { SipProxy } from './sip/proxy';
 
@@ -22,6 +24,10 @@ export interface RunningGuard {
   proxy: SipProxy;
   core: GuardCore;
   store: RuleStore;
+  /** Where screens (defense) and observers (fraud monitor) plug in. */
+  policy: GuardPolicy;
+  /** Live admitted calls and their teardown. */
+  calls: CallControl;
   stop(): Promise<void>;
 }
 
@@ -55,6 +61,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     logger,
   });
   await proxy.start();
+  const calls = new EmbeddedCallControl(policy, proxy);
   if (opts.watch !== false) store.watch();
 
   const onHangup = (): void => {
@@ -75,6 +82,8 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     proxy,
     core,
     store,
+    policy,
+    calls,
     async stop() {
       if (stopped) return;
       stopped = true;

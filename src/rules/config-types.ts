@@ -76,6 +76,11 @@ export interface GuardConfig {
     /** Which decisions get a log line: all (default), rejects only, or none. */
     decisions?: 'all' | 'rejects' | 'none';
   };
+  /** Where blocks, bans, password resets and the audit trail live (SQLite file). */
+  store?: {
+    /** SQLite database file; relative paths are relative to the working directory. Default state/tollguard.db. */
+    path?: string;
+  };
 }
 
 export interface AccountLimits {

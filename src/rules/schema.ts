@@ -423,6 +423,12 @@ export const guardSchema = strict(
       },
       'a mapping with level and/or decisions',
     ).optional(),
+    store: strict(
+      {
+        path: z.string({ error: 'expected a file path such as state/tollguard.db' }).min(1, { error: 'expected a file path such as state/tollguard.db' }).optional(),
+      },
+      'a mapping with path',
+    ).optional(),
   },
   'a mapping with sip, home_country, allowed_sources and unknown_caller',
 );

@@ -57,6 +57,8 @@ export interface InviteEcho {
   callId: string;
   cseq: number;
   maxForwards: string;
+  /** Contact of the INVITE (text), for a BYE this proxy may have to send the caller. */
+  contact: string | undefined;
 }
 
 export function inviteEcho(fwd: SipRequest, ourVia: string): InviteEcho {
@@ -69,6 +71,7 @@ export function inviteEcho(fwd: SipRequest, ourVia: string): InviteEcho {
     callId: fwd.fieldLines('call-id')[0] ?? '',
     cseq: fwd.cseq.seq,
     maxForwards: fwd.header('max-forwards') ?? '70',
+    contact: fwd.firstValue('contact'),
   };
 }
 

@@ -34,8 +34,8 @@ export function toCallAttempt(req: InviteView, source: string, now: number): Cal
   return attempt;
 }
 
-/** The user of a name-addr header (From, P-Asserted-Identity): sip: user or tel: number. */
-function userOf(value: string | undefined): string | undefined {
+/** The user of a name-addr header (From, To, P-Asserted-Identity): sip: user or tel: number. */
+export function userOf(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   // P-Asserted-Identity may carry a sip: and a tel: identity (RFC 3325 §9.1); the first one serves.
   const addr = tryParseNameAddr(value);

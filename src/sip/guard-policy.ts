@@ -1,18 +1,41 @@
 import type { Logger } from 'winston';
 import type { GuardCore } from '../core/guard-core';
-import type { Verdict } from '../core/types';
+import type { CallAttempt, Verdict } from '../core/types';
 import { monotonicNow } from '../clock';
-import { toCallAttempt } from './call-attempt';
+import { digestUsername, toCallAttempt, userOf } from './call-attempt';
+import type { CallEndReason, CallObserver, LiveCall, UpstreamAnswerEvent } from './call-events';
 import type { SipRequest } from './message';
-import type { Peer, ProxyPolicy, Rejection } from './policy';
+import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
 
 export type DecisionLogMode = 'all' | 'rejects' | 'none';
 
 /**
+ * A check that runs before the guard's own, for every request from a customer (any method). The
+ * attack-source defense plugs in here: banned sources, scanner fingerprints, floods.
+ */
+export interface RequestScreen {
+  /** Before parsing: true drops the message silently. Must be O(1). */
+  dropSource?(address: string, transport: TransportName): boolean;
+  /** After parsing, before the guard's allowed_sources check. */
+  screen?(req: SipRequest, from: Peer): Rejection | 'drop' | null;
+}
+
+/** What watchAnswer() keeps of a request until the core's final answer comes back. */
+type Watched = Omit<UpstreamAnswerEvent, 'status' | 'at'>;
+
+/**
  * The embedded proxy's policy: a thin adapter that turns SIP requests into the core's questions
- * and the core's verdicts into SIP answers. It holds no policy of its own.
+ * and the core's verdicts into SIP answers. It holds no policy of its own; screens and observers
+ * (defense, fraud monitor) are plugged in from outside.
  */
 export class GuardPolicy implements ProxyPolicy {
+  private readonly observers: CallObserver[] = [];
+  private readonly screens: RequestScreen[] = [];
+  private readonly dropScreens: RequestScreen[] = [];
+  private watchAnswers = false;
+  /** Admitted calls not yet ended, by Call-ID: what the monitor and hangUpCalls() look at. */
+  readonly live = new Map<string, LiveCall>();
+
   constructor(
     private readonly core: GuardCore,
     private readonly decisions: Logger,
@@ -23,12 +46,36 @@ export class GuardPolicy implements ProxyPolicy {
     this.decisionLog = mode;
   }
 
+  addObserver(o: CallObserver): void {
+    this.observers.push(o);
+    if (o.upstreamAnswered) this.watchAnswers = true;
+  }
+
+  addScreen(s: RequestScreen): void {
+    if (s.screen) this.screens.push(s);
+    if (s.dropSource) this.dropScreens.push(s);
+  }
+
+  dropSource(address: string, transport: TransportName): boolean {
+    const list = this.dropScreens;
+    for (let i = 0; i < list.length; i++) if (list[i].dropSource!(address, transport)) return true;
+    return false;
+  }
+
   screenRequest(req: SipRequest, from: Peer): Rejection | 'drop' | null {
+    const list = this.screens;
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i].screen!(req, from);
+      if (r !== null) return r;
+    }
     const verdict = this.core.checkSource(from.address);
     if (verdict === null) return null;
     // An INVITE gets its decision line here too: the source check is the rule that decided it.
-    const dialled = req.method === 'INVITE' ? toCallAttempt(req, from.address, 0).dialled : '';
-    this.log(req, from, verdict, 0, dialled);
+    if (req.method === 'INVITE') {
+      const attempt = toCallAttempt(req, from.address, 0);
+      this.log(req, from, verdict, 0, attempt.dialled);
+      if (this.observers.length !== 0) this.emitDecided(attempt, verdict, from);
+    }
     return rejectionOf(verdict);
   }
 
@@ -38,6 +85,18 @@ export class GuardPolicy implements ProxyPolicy {
     const verdict = this.core.decide(attempt);
     const micros = Number(process.hrtime.bigint() - started) / 1000;
     this.log(req, from, verdict, micros, attempt.dialled);
+    if (verdict.allow) {
+      this.live.set(attempt.callId, {
+        callId: attempt.callId,
+        account: verdict.account ?? '',
+        source: from.address,
+        dialled: attempt.dialled,
+        normalised: verdict.normalised,
+        international: verdict.international === true,
+        admittedAt: Date.now(),
+      });
+    }
+    if (this.observers.length !== 0) this.emitDecided(attempt, verdict, from);
     return verdict.allow ? null : rejectionOf(verdict);
   }
 
@@ -45,12 +104,59 @@ export class GuardPolicy implements ProxyPolicy {
     return this.core.isAdmitted(callId);
   }
 
-  callEnded(callId: string): void {
+  callEnded(callId: string, why: CallEndReason): void {
     this.core.release(callId);
+    const known = this.live.delete(callId);
+    if (known && this.observers.length !== 0) {
+      const at = Date.now();
+      for (const o of this.observers) this.notify(() => o.ended?.(callId, why, at));
+    }
+  }
+
+  callAnswered(callId: string): void {
+    const call = this.live.get(callId);
+    if (call === undefined || call.answeredAt !== undefined) return;
+    const at = Date.now();
+    call.answeredAt = at;
+    for (const o of this.observers) this.notify(() => o.answered?.(callId, at));
   }
 
   dialogActivity(callId: string): void {
     this.core.touch(callId, monotonicNow());
+  }
+
+  watchAnswer(req: SipRequest, from: Peer): Watched | undefined {
+    if (!this.watchAnswers) return undefined;
+    const w: Watched = { method: req.method, callId: req.callId, peer: from };
+    const authUser = digestUsername(req.header('proxy-authorization')) ?? digestUsername(req.header('authorization'));
+    if (authUser !== undefined) w.authUser = authUser;
+    const toUser = userOf(req.header('to'));
+    if (toUser !== undefined) w.toUser = toUser;
+    const fromUser = userOf(req.header('from'));
+    if (fromUser !== undefined) w.fromUser = fromUser;
+    const ua = req.header('user-agent');
+    if (ua !== undefined) w.userAgent = ua;
+    return w;
+  }
+
+  requestAnswered(watch: unknown, status: number): void {
+    if (watch === undefined) return;
+    const e: UpstreamAnswerEvent = { ...(watch as Watched), status, at: Date.now() };
+    for (const o of this.observers) this.notify(() => o.upstreamAnswered?.(e));
+  }
+
+  private emitDecided(attempt: CallAttempt, verdict: Verdict, peer: Peer): void {
+    const e = { callId: attempt.callId, attempt, verdict, peer, at: Date.now() };
+    for (const o of this.observers) this.notify(() => o.decided?.(e));
+  }
+
+  /** Observers must not break the call path: a throw is logged and the call goes on. */
+  private notify(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.decisions.error({ message: 'call observer threw', error: (err as Error).stack ?? String(err) });
+    }
   }
 
   private log(req: SipRequest, from: Peer, v: Verdict, micros: number, dialled: string): void {

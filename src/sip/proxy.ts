@@ -14,9 +14,9 @@ import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'winston';
-import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
+import type { CallEndWhy, Peer, ProxyPolicy, Rejection, TransportName } from './policy';
 import { parseMessage, SipParseError, SipRequest, SipResponse, SipMessage } from './message';
-import { TransportLayer, InboundMessage, LocalEndpoint, peerText } from './transport';
+import { TransportLayer, InboundMessage, LocalEndpoint, peerText, type Connection } from './transport';
 import { parseHostPortSpec, familyOf, defaultPort } from './address';
 import { Router } from './router';
 import { responseTemplate, buildResponse, inviteEcho, buildAck, buildCancel } from './build';
@@ -27,6 +27,8 @@ import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
+import { buildBye, fieldValue, routeSetsAround, type DialogRecord } from './dialog';
+import { splitCommaSpans, textToBytes } from './syntax';
 
 export interface ProxyOptions {
   /** "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:[::1]:5060"; port 0 picks a free port (tests). */
@@ -52,6 +54,8 @@ export interface ProxyOptions {
    * upstream is the trusted core and calls it sends towards customers are not toll fraud).
    */
   admitFromUpstream?: boolean;
+  /** Answered admitted calls are remembered this long at most, for hangUp() (default 4 h). */
+  dialogTtlMs?: number;
 }
 
 export interface ProxyStats {
@@ -60,6 +64,8 @@ export interface ProxyStats {
   tcpConnections: number;
   /** Call-IDs of answered upstream-originated dialogs (their re-INVITEs are not initial). */
   upstreamDialogs: number;
+  /** Answered admitted calls the proxy can end with hangUp(). */
+  admittedDialogs: number;
   counters: Record<CounterName, number>;
 }
 
@@ -72,6 +78,9 @@ const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE';
 const UPSTREAM_DIALOGS_MAX = 100_000;
 const UPSTREAM_DIALOG_TTL_MS = 12 * 3600_000;
+const DIALOGS_MAX = 500_000;
+/** Far above any CSeq a UA reaches by counting its own requests, still below 2**31 (§8.1.1.5). */
+const BYE_CSEQ_STEP = 1000;
 
 type Hop = Peer | Promise<Peer> | string;
 
@@ -91,6 +100,10 @@ export class SipProxy extends EventEmitter {
   private readonly server = new Map<string, ServerTransaction>();
   private readonly client = new Map<string, ClientTransaction>();
   private readonly upstreamDialogs = new Map<string, number>();
+  /** Admitted calls: ringing (server transaction, no final yet) and answered (dialog record), by Call-ID. */
+  private readonly ringing = new Map<string, ServerTransaction>();
+  private readonly dialogs = new Map<string, { record: DialogRecord; expires: number }>();
+  private byeSeq = 0;
   private readonly counters: Record<CounterName, number> = {
     requests: 0, responses: 0, parseErrors: 0, dropped: 0, screened: 0, retransmissionsAbsorbed: 0,
     rejected: 0, forwarded: 0, timeouts: 0, sendErrors: 0,
@@ -139,6 +152,8 @@ export class SipProxy extends EventEmitter {
     this.server.clear();
     this.client.clear();
     this.upstreamDialogs.clear();
+    this.ringing.clear();
+    this.dialogs.clear();
     const t = this.transport;
     this.transport = null;
     if (t) await t.stop();
@@ -156,6 +171,7 @@ export class SipProxy extends EventEmitter {
       clientTransactions: this.client.size,
       tcpConnections: this.transport?.connectionCount() ?? 0,
       upstreamDialogs: this.upstreamDialogs.size,
+      admittedDialogs: this.dialogs.size,
       counters: { ...this.counters },
     };
   }
@@ -179,6 +195,12 @@ export class SipProxy extends EventEmitter {
 
   private onInbound(m: InboundMessage): void {
     if (this.stopped) return;
+    // Banned sources cost one lookup and nothing else: no parse, no answer, no log line.
+    const drop = this.policy.dropSource;
+    if (drop !== undefined && !this.isFromUpstream(m) && drop.call(this.policy, m.peer.address, m.peer.transport)) {
+      this.counters.dropped++;
+      return;
+    }
     let msg: SipMessage;
     try {
       msg = parseMessage(m.data, { stream: m.conn !== undefined });
@@ -255,6 +277,7 @@ export class SipProxy extends EventEmitter {
       return;
     }
     const tx = this.newServerTx(key, req, m);
+    if (!tx.fromUpstream && this.policy.watchAnswer !== undefined) this.watchAnswer(tx, req, peer);
     // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting the INVITE.
     if (tx.isInvite) this.sendProvisional(tx, buildResponse(tx.tpl!, 100, 'Trying'), 100);
 
@@ -395,6 +418,7 @@ export class SipProxy extends EventEmitter {
       return this.respond(tx, r.status, r.reason, r.headers);
     }
     tx.admitted = true;
+    this.ringing.set(tx.callId, tx);
     this.forward(tx, req);
   }
 
@@ -556,6 +580,12 @@ export class SipProxy extends EventEmitter {
       this.endCall(callId, 'bye');
     } else if (req.toTag !== undefined) {
       this.activity(callId);
+      const d = this.dialogs.size === 0 ? undefined : this.dialogs.get(callId);
+      if (d !== undefined) {
+        const seq = req.cseq.seq;
+        if (tx.fromUpstream) d.record.calleeCseq = Math.max(d.record.calleeCseq, seq);
+        else d.record.callerCseq = Math.max(d.record.callerCseq, seq);
+      }
     }
   }
 
@@ -763,6 +793,7 @@ export class SipProxy extends EventEmitter {
     if (status < 300) {
       if (c.isInvite) {
         if (c.state !== 'accepted') {
+          if (c.server?.admitted && c.echo) this.rememberDialog(c, c.server, res);
           // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
           c.state = 'accepted';
           c.timers.clearAll();
@@ -825,6 +856,7 @@ export class SipProxy extends EventEmitter {
   }
 
   private relayFinal(tx: ServerTransaction, res: SipResponse, status: number): void {
+    if (tx.watch !== undefined) this.reportAnswer(tx, status);
     if (status < 300 && tx.isInvite) {
       // §16.7 step 10: every 2xx to an INVITE is forwarded, also after another final response.
       this.sendToPeer(tx, res.toBuffer());
@@ -931,13 +963,144 @@ export class SipProxy extends EventEmitter {
     });
   }
 
+  // ======================= ending calls from this side (dialog teardown) =======================
+
+  /**
+   * Ends an admitted call now. Answered: a BYE to each side (Reason header per RFC 3326), as if the
+   * other side had hung up. Still ringing: CANCEL to the core (§9.1), whose 487 reaches the caller.
+   * Returns false when the call is not one this proxy admitted or it is already over.
+   */
+  hangUp(callId: string, reason = 'SIP;cause=403;text="ended by tollguard"'): boolean {
+    if (this.stopped || !this.transport) return false;
+    const entry = this.dialogs.get(callId);
+    if (entry !== undefined) {
+      this.dialogs.delete(callId);
+      this.sendByes(entry.record, reason);
+      this.endCall(callId, 'hangup');
+      return true;
+    }
+    const tx = this.ringing.get(callId);
+    if (tx !== undefined && !tx.hasFinal && tx.state !== 'terminated') {
+      this.cancelInvite(tx);
+      return true;
+    }
+    return false;
+  }
+
+  /** Call-IDs of answered admitted calls the proxy can end (for tests and the admin API). */
+  dialogCallIds(): string[] {
+    return [...this.dialogs.keys()];
+  }
+
+  private rememberDialog(c: ClientTransaction, tx: ServerTransaction, res: SipResponse): void {
+    this.ringing.delete(tx.callId);
+    const echo = c.echo!;
+    const calleeContact = res.firstValue('contact');
+    if (echo.contact === undefined || calleeContact === undefined) return; // §12.1.1: no Contact, no dialog we can address
+    let callerTarget: string;
+    let calleeTarget: string;
+    try {
+      callerTarget = textToBytes(parseNameAddr(echo.contact).uri);
+      calleeTarget = textToBytes(parseNameAddr(calleeContact).uri);
+    } catch {
+      return;
+    }
+    const rr: string[] = [];
+    for (const line of res.fieldLines('record-route')) {
+      const v = fieldValue(line);
+      for (const sp of splitCommaSpans(v)) rr.push(v.slice(sp.start, sp.end));
+    }
+    const sets = routeSetsAround(rr, (v) => this.router!.isSelfRoute(v));
+    if (sets === null) return;
+    const now = Date.now();
+    const ttl = this.opts.dialogTtlMs ?? 4 * 3600_000;
+    // Insertion order is expiry order: drop expired and over-bound records from the front.
+    for (const [key, old] of this.dialogs) {
+      if (old.expires > now && this.dialogs.size < DIALOGS_MAX) break;
+      this.dialogs.delete(key);
+    }
+    this.dialogs.set(tx.callId, {
+      expires: now + ttl,
+      record: {
+        callId: tx.callId,
+        callerPeer: tx.peer,
+        callerLocal: tx.local,
+        callerConn: tx.conn,
+        callerTarget,
+        callerRoutes: sets.toCaller,
+        calleeDest: c.dest,
+        calleeLocal: c.local,
+        calleeTarget,
+        calleeRoutes: sets.toCallee,
+        from: fieldValue(echo.from),
+        to: fieldValue(res.fieldLines('to')[0] ?? ''),
+        callerCseq: echo.cseq,
+        calleeCseq: 0,
+      },
+    });
+  }
+
+  private sendByes(d: DialogRecord, reason: string): void {
+    const callId = textToBytes(d.callId);
+    // Toward the callee we speak as the caller (From = caller), toward the caller as the callee.
+    this.sendBye(d.calleeDest, d.calleeLocal, undefined, {
+      target: d.calleeTarget, routes: d.calleeRoutes, from: d.from, to: d.to, callId, cseq: d.callerCseq + BYE_CSEQ_STEP, reason,
+    });
+    this.sendBye(d.callerPeer, d.callerLocal, d.callerConn, {
+      target: d.callerTarget, routes: d.callerRoutes, from: d.to, to: d.from, callId, cseq: d.calleeCseq + BYE_CSEQ_STEP, reason,
+    });
+  }
+
+  private sendBye(
+    dest: Peer,
+    local: LocalEndpoint | undefined,
+    conn: Connection | undefined,
+    p: { target: string; routes: string[]; from: string; to: string; callId: string; cseq: number; reason: string },
+  ): void {
+    const ep = local ?? this.endpointToward(dest);
+    if (!ep) return;
+    const branch = branchFor(`bye|${p.callId}|${dest.address}|${dest.port}|${++this.byeSeq}`);
+    const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
+    const buf = buildBye({ ...p, via });
+    const c = new ClientTransaction(branch, 'BYE', null, dest, ep, buf);
+    this.client.set(c.key, c);
+    this.counters.forwarded++;
+    if (conn && !conn.closed && dest.transport !== 'udp') {
+      // The caller's own connection (it may not accept new ones: NAT, §18.2.2).
+      this.transport!.send(dest, buf, { conn });
+      c.timers.set('B', 64 * this.t.T1, () => this.guard(() => this.clientTimeout(c)));
+      return;
+    }
+    this.transmit(c);
+  }
+
   // ======================= policy notifications =======================
 
-  private endCall(callId: string, why: 'rejected' | 'cancelled' | 'bye' | 'timeout' | 'error'): void {
+  private endCall(callId: string, why: CallEndWhy): void {
+    this.ringing.delete(callId);
+    this.dialogs.delete(callId);
     try {
       this.policy.callEnded(callId, why);
     } catch (err) {
       this.log.error({ message: 'policy.callEnded threw', error: (err as Error).message });
+    }
+  }
+
+  private watchAnswer(tx: ServerTransaction, req: SipRequest, peer: Peer): void {
+    try {
+      tx.watch = this.policy.watchAnswer!(req, peer);
+    } catch (err) {
+      this.log.error({ message: 'policy.watchAnswer threw', error: (err as Error).message });
+    }
+  }
+
+  private reportAnswer(tx: ServerTransaction, status: number): void {
+    const watch = tx.watch;
+    tx.watch = undefined;
+    try {
+      this.policy.requestAnswered?.(watch, status);
+    } catch (err) {
+      this.log.error({ message: 'policy.requestAnswered threw', error: (err as Error).message });
     }
   }
 

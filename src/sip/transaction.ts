@@ -106,6 +106,8 @@ export class ServerTransaction {
   client: ClientTransaction | null = null;
   /** Retransmission interval of Timer G. */
   interval = 0;
+  /** policy.watchAnswer()'s token, handed back with the core's final status. */
+  watch: unknown = undefined;
 
   constructor(
     readonly key: string,

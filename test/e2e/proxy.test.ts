@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger, transports, format, Logger } from 'winston';
 import { SipProxy, ProxyOptions } from '../../src/sip/proxy';
-import type { ProxyPolicy, Rejection } from '../../src/sip/policy';
+import type { CallEndWhy, ProxyPolicy, Rejection } from '../../src/sip/policy';
 import type { SipRequest } from '../../src/sip/message';
 import { parseMessage } from '../../src/sip/message';
 import { tryParseUri } from '../../src/sip/uri';
@@ -24,6 +24,20 @@ class StubPolicy implements ProxyPolicy {
   answered: string[] = [];
   activity = 0;
   admissions = 0;
+  banned = new Set<string>();
+  answers: Array<[unknown, number]> = [];
+
+  dropSource(address: string): boolean {
+    return this.banned.has(address);
+  }
+
+  watchAnswer(req: SipRequest): string {
+    return req.method;
+  }
+
+  requestAnswered(watch: unknown, status: number): void {
+    this.answers.push([watch, status]);
+  }
 
   screenRequest(req: SipRequest): Rejection | 'drop' | null {
     if (req.header('X-Test-Drop')) return 'drop';
@@ -52,7 +66,7 @@ class StubPolicy implements ProxyPolicy {
     return this.admitted.has(callId);
   }
 
-  callEnded(callId: string, why: 'rejected' | 'cancelled' | 'bye' | 'timeout' | 'error'): void {
+  callEnded(callId: string, why: CallEndWhy): void {
     this.ended.push([callId, why]);
     this.admitted.delete(callId);
   }
@@ -180,6 +194,45 @@ describe('calls through the proxy (sipp UAC → proxy → sipp UAS)', () => {
     const u = await core.done;
     expect(u.stats.successful).toBe(1);
     expect(h.policy.ended.map((e) => e[1])).toContain('bye');
+  });
+
+  test('the guard hangs up an answered call: both sides get a BYE with a Reason, the call is ended', async () => {
+    const h = await startProxy('127.0.0.1:15092', ['udp:127.0.0.1:0']);
+    const core = await uas('uas-answer.xml', 15092, 1, { traceMessages: true });
+    const caller = runSipp({ scenario: scenarioPath('uac-call-remote-bye.xml'), remote: `127.0.0.1:${h.udp}`, localIp: '127.0.0.1', localPort: 15112, service: '100', calls: 1, timeoutMs: 15_000, traceMessages: true });
+    const end = Date.now() + 10_000;
+    while (h.proxy.dialogCallIds().length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const [callId] = h.proxy.dialogCallIds();
+    expect(callId).toBeDefined();
+    expect(h.proxy.hangUp(callId, 'SIP;cause=403;text="international toll block"')).toBe(true);
+    expect(h.proxy.hangUp(callId)).toBe(false); // already over
+    const r = await caller;
+    expectCalls(r, 1);
+    const u = await core.done;
+    expect(u.stats.successful).toBe(1);
+    for (const log of [r.messages, u.messages]) {
+      const bye = log.split(/-{10,}/).find((m) => /^\s*BYE sip:/m.test(m)) ?? '';
+      expect(bye).toMatch(/Reason: SIP;cause=403;text="international toll block"/);
+      expect(bye).toContain(`Call-ID: ${callId}`);
+    }
+    expect(h.policy.ended).toEqual([[callId, 'hangup']]);
+    expect(h.policy.answers).toContainEqual(['INVITE', 200]);
+    const s = await drained(h.proxy);
+    expect([s.serverTransactions, s.clientTransactions, s.admittedDialogs]).toEqual([0, 0, 0]);
+  });
+
+  test('the guard hangs up a ringing call: CANCEL to the core, 487 to the caller', async () => {
+    const h = await startProxy('127.0.0.1:15093', ['udp:127.0.0.1:0']);
+    const core = await uas('uas-ring-no-answer.xml', 15093, 1);
+    const caller = runSipp({ scenario: scenarioPath('uac-expect-status.xml'), template: { STATUS: 487 }, remote: `127.0.0.1:${h.udp}`, localIp: '127.0.0.1', localPort: 15113, service: '100', calls: 1, timeoutMs: 15_000 });
+    const end = Date.now() + 10_000;
+    while (h.policy.admitted.size === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200)); // let the 180 arrive: CANCEL waits for a provisional (§9.1)
+    const [callId] = [...h.policy.admitted];
+    expect(h.proxy.hangUp(callId)).toBe(true);
+    expectCalls(await caller, 1);
+    expect((await core.done).stats.successful).toBe(1);
+    expect(h.policy.ended).toEqual([[callId, 'cancelled']]);
   });
 
   test('CANCEL before answer: 200 for the CANCEL, 487 for the INVITE', async () => {
@@ -320,6 +373,19 @@ describe('raw SIP edge cases', () => {
   afterEach(() => {
     uac.close();
     core.close();
+  });
+
+  test('a source the policy drops before parsing gets nothing back; others still do', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    h.policy.banned.add('127.0.0.1');
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-ban1', callId: 'ban1', maxForwards: 70 }), h.udp);
+    expect(await uac.waitFor((m) => m.length >= 1, 300)).toBe(false);
+    expect(core.got).toHaveLength(0);
+    expect(h.proxy.stats().counters.dropped).toBe(1);
+    expect(h.proxy.stats().counters.requests).toBe(0);
+    h.policy.banned.clear();
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-ban2', callId: 'ban2', maxForwards: 70 }), h.udp);
+    expect(await uac.waitFor((m) => m.some((x) => status(x) === 100))).toBe(true);
   });
 
   test('Max-Forwards: 1 is forwarded as 0; a missing one is added as 70', async () => {

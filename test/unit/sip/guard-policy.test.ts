@@ -71,7 +71,7 @@ describe('GuardPolicy: verdicts become SIP answers', () => {
     const { policy } = setup();
     policy.admitInvite(invite('095550111', 'bob', 'call-1'), peer('127.0.0.1'));
     expect(policy.knowsDialog('call-1')).toBe(true);
-    policy.callEnded('call-1');
+    policy.callEnded('call-1', 'bye');
     expect(policy.knowsDialog('call-1')).toBe(false);
   });
 
@@ -92,5 +92,74 @@ describe('rejectionOf', () => {
     const r = rejectionOf({ allow: false, rule: 'calls_per_second', status: 503, reason: 'Service Unavailable', detail: 'say "hi"', retryAfter: 5 });
     expect(r.headers).toContainEqual(['Retry-After', '5']);
     expect(r.headers).toContainEqual(['Warning', '399 tollguard "say  hi "']);
+  });
+});
+
+describe('GuardPolicy: screens, observers and live calls', () => {
+  it('runs screens before the source check and honours their drop', () => {
+    const { policy } = setup();
+    const seen: string[] = [];
+    policy.addScreen({
+      dropSource: (a) => a === '127.0.0.66',
+      screen: (req, from) => {
+        seen.push(req.method + ' ' + from.address);
+        return from.address === '127.0.0.77' ? 'drop' : null;
+      },
+    });
+    expect(policy.dropSource('127.0.0.66', 'udp')).toBe(true);
+    expect(policy.dropSource('127.0.0.1', 'udp')).toBe(false);
+    expect(policy.screenRequest(invite('095550111', 'bob'), peer('127.0.0.77'))).toBe('drop');
+    expect(policy.screenRequest(invite('095550111', 'bob'), peer('127.0.0.1'))).toBeNull();
+    expect(seen).toEqual(['INVITE 127.0.0.77', 'INVITE 127.0.0.1']);
+  });
+
+  it('tells observers every decision, answer and end, and tracks live calls by account', () => {
+    const { policy } = setup();
+    const events: string[] = [];
+    policy.addObserver({
+      decided: (e) => events.push(`decided ${e.verdict.rule} ${e.verdict.account} ${e.attempt.dialled}`),
+      answered: (id) => events.push(`answered ${id}`),
+      ended: (id, why) => events.push(`ended ${id} ${why}`),
+    });
+    policy.admitInvite(invite('0015551234567', 'bob', 'intl'), peer('127.0.0.1'));
+    policy.admitInvite(invite('095550111', 'bob', 'dom'), peer('127.0.0.1'));
+    expect([...policy.live.keys()]).toEqual(['dom']);
+    expect(policy.live.get('dom')).toMatchObject({ account: 'bob', normalised: '+6495550111', international: false });
+    policy.callAnswered('dom');
+    expect(policy.live.get('dom')!.answeredAt).toEqual(expect.any(Number));
+    policy.callEnded('dom', 'bye');
+    policy.callEnded('dom', 'bye'); // reported twice, told once
+    expect(policy.live.size).toBe(0);
+    expect(events).toEqual(['decided international bob 0015551234567', 'decided allow bob 095550111', 'answered dom', 'ended dom bye']);
+  });
+
+  it('a throwing observer is logged and the call goes on', async () => {
+    const { policy, lines } = setup('none');
+    policy.addObserver({ decided: () => { throw new Error('boom'); } });
+    expect(policy.admitInvite(invite('095550111', 'bob'), peer('127.0.0.1'))).toBeNull();
+    await tick();
+    expect(lines[0]).toMatchObject({ level: 'error', message: 'call observer threw' });
+  });
+
+  it("watches the core's answers only when an observer wants them", () => {
+    const { policy } = setup();
+    const req = parseMessage(Buffer.from([
+      'REGISTER sip:core SIP/2.0',
+      'Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKr',
+      'From: <sip:200@core>;tag=1',
+      'To: <sip:200@core>',
+      'Call-ID: reg-1',
+      'CSeq: 2 REGISTER',
+      'User-Agent: friendly-scanner',
+      'Authorization: Digest username="200", realm="core", nonce="n", uri="sip:core", response="x"',
+      'Content-Length: 0',
+      '', '',
+    ].join('\r\n'))) as SipRequest;
+    expect(policy.watchAnswer(req, peer('127.0.0.9'))).toBeUndefined();
+    const answers: unknown[] = [];
+    policy.addObserver({ upstreamAnswered: (e) => answers.push(e) });
+    const w = policy.watchAnswer(req, peer('127.0.0.9'));
+    policy.requestAnswered(w, 403);
+    expect(answers).toEqual([expect.objectContaining({ method: 'REGISTER', status: 403, authUser: '200', toUser: '200', fromUser: '200', userAgent: 'friendly-scanner', callId: 'reg-1' })]);
   });
 });

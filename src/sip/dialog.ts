@@ -1,0 +1,82 @@
+/**
+ * What the proxy remembers of an answered call it admitted, so it can end the call itself: the
+ * guard tears down a compromised account's live calls the way Kamailio's dialog module does
+ * (dlg_end_dlg), with a BYE to each side that looks, to that side, as if the other side sent it.
+ *
+ * RFC 3261 §12.1.1/§12.1.2: the caller (UAC) uses the reversed Record-Route list as its route set,
+ * the callee (UAS) the list as is. This proxy sits in that list (once, or twice per RFC 5658), so
+ * the hops between it and the callee are the entries above its own, reversed, and the hops between
+ * it and the caller are the entries below its own, in order.
+ */
+import type { Peer } from './policy';
+import type { Connection, LocalEndpoint } from './transport';
+import { textToBytes } from './syntax';
+
+export interface DialogRecord {
+  callId: string;
+  /** Where the INVITE came from (the previous hop toward the caller) and how we reached it. */
+  callerPeer: Peer;
+  callerLocal: LocalEndpoint;
+  callerConn: Connection | undefined;
+  /** The caller's Contact URI (byte string), Request-URI of a BYE to the caller. */
+  callerTarget: string;
+  /** Route values for a BYE toward the caller. */
+  callerRoutes: string[];
+  /** The next hop toward the callee (the core) and our endpoint toward it. */
+  calleeDest: Peer;
+  calleeLocal: LocalEndpoint | undefined;
+  /** The callee's Contact URI from the 2xx, Request-URI of a BYE to the callee. */
+  calleeTarget: string;
+  calleeRoutes: string[];
+  /** From of the INVITE (caller, with tag) and To of the 2xx (callee, with tag): header values. */
+  from: string;
+  to: string;
+  /** Highest CSeq seen from each side, so our BYE is in order (§12.2.2). */
+  callerCseq: number;
+  calleeCseq: number;
+}
+
+/** The value of a raw field line "Name: value". */
+export function fieldValue(line: string): string {
+  const colon = line.indexOf(':');
+  return colon < 0 ? line : line.slice(colon + 1).trim();
+}
+
+/**
+ * Splits a 2xx's Record-Route list around this proxy's own entries. Returns null when the proxy
+ * is not in the list (then it is not on the dialog's path and cannot end it cleanly).
+ */
+export function routeSetsAround(recordRoute: string[], isSelf: (value: string) => boolean): { toCaller: string[]; toCallee: string[] } | null {
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < recordRoute.length; i++) {
+    if (isSelf(recordRoute[i])) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  if (first < 0) return null;
+  return { toCallee: recordRoute.slice(0, first).reverse(), toCaller: recordRoute.slice(last + 1) };
+}
+
+export interface ByeParts {
+  target: string;
+  via: string;
+  routes: string[];
+  from: string;
+  to: string;
+  callId: string;
+  cseq: number;
+  /** RFC 3326 Reason header value. */
+  reason?: string;
+}
+
+/** §15.1.1: a BYE within the dialog. Values are byte strings except `reason`, which is text. */
+export function buildBye(p: ByeParts): Buffer {
+  let s = `BYE ${p.target} SIP/2.0\r\nVia: ${p.via}\r\n`;
+  for (const r of p.routes) s += `Route: ${r}\r\n`;
+  s += `Max-Forwards: 70\r\nFrom: ${p.from}\r\nTo: ${p.to}\r\nCall-ID: ${p.callId}\r\nCSeq: ${p.cseq} BYE\r\n`;
+  if (p.reason) s += `Reason: ${textToBytes(p.reason.replace(/[\r\n]+/g, ' '))}\r\n`;
+  s += 'Content-Length: 0\r\n\r\n';
+  return Buffer.from(s, 'latin1');
+}
