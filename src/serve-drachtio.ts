@@ -7,7 +7,8 @@ import { RuleStore } from './rules/rule-store';
 import type { DrachtioConnectionSpec } from './sip/drachtio/connection';
 import { DrachtioFrontEnd } from './sip/drachtio/front-end';
 import { newSrf, type Srf } from './sip/drachtio/srf-types';
-import { serve, type ServeOptions } from './serve';
+import type { CallControl } from './sip/call-events';
+import { serve, type RunningGuard, type ServeOptions } from './serve';
 
 /** Command-line overrides of guard.yaml's drachtio section. */
 export interface DrachtioFlags {
@@ -26,7 +27,10 @@ export interface StartOptions extends ServeOptions {
 }
 
 export interface RunningDrachtioGuard {
+  /** Observers (fraud monitor) plug in with frontEnd.addObserver(). */
   frontEnd: DrachtioFrontEnd;
+  /** Live admitted calls and their teardown (b2bua calls; proxied calls cannot be ended). */
+  calls: CallControl;
   core: GuardCore;
   store: RuleStore;
   stop(): Promise<void>;
@@ -38,7 +42,7 @@ export interface RunningDrachtioGuard {
  * proxy otherwise. It is one or the other, never both: with drachtio-server in front, the SIP
  * ports belong to drachtio-server, and a second path to the core would bypass it.
  */
-export async function startGuard(opts: StartOptions): Promise<{ stop(): Promise<void> }> {
+export async function startGuard(opts: StartOptions): Promise<RunningGuard | RunningDrachtioGuard> {
   const logger = opts.logger ?? createLogger('info');
   const store = RuleStore.open(opts.rulesDir, logger);
   const spec = connectionSpec(opts.drachtio ?? {}, store.current.guard.drachtio);
@@ -69,6 +73,12 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     warnAboutRestartOnly(logger, opts, previous, next);
   });
 
+  if (spec.style === 'outbound' && (rules.guard.drachtio?.mode ?? 'proxy') === 'proxy') {
+    // Verified against drachtio-server: in outbound mode it sends no CDRs to the app, and a
+    // proxied BYE never reaches it, so a proxied call's concurrent-call slot is only given back by
+    // the sip.max_call_seconds backstop.
+    logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
+  }
   await frontEnd.start();
   if (opts.watch !== false) store.watch();
   const onHangup = (): void => {
@@ -89,6 +99,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
   let stopped = false;
   return {
     frontEnd,
+    calls: frontEnd,
     core,
     store,
     async stop() {

@@ -3,10 +3,10 @@ import { monotonicNow } from '../../clock';
 import type { GuardCore } from '../../core/guard-core';
 import type { Verdict } from '../../core/types';
 import { parseHostPortSpec, type HostPortSpec } from '../address';
-import { digestUsername } from '../call-attempt';
+import { digestUsername, userOf } from '../call-attempt';
 import type { CallControl, CallObserver, HangUpFilter, LiveCall, UpstreamAnswerEvent } from '../call-events';
 import type { DecisionLogMode } from '../guard-policy';
-import { formatHostPort, tryParseNameAddr, tryParseUri } from '../uri';
+import { formatHostPort, tryParseUri } from '../uri';
 import { sendRejection } from './answer';
 import { B2buaCall } from './b2bua-call';
 import { CallTracker } from './call-tracker';
@@ -237,12 +237,4 @@ export class DrachtioFrontEnd implements CallControl {
 /** The tel: number as written, with its parameters (phone-context) kept as SIP user parameters. */
 function telNumber(uri: string): string {
   return uri.trim().slice(4);
-}
-
-function userOf(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  const addr = tryParseNameAddr(value);
-  const uri = addr ? tryParseUri(addr.uri) : undefined;
-  if (!uri) return undefined;
-  return uri.scheme === 'tel' ? uri.number : uri.user;
 }
