@@ -1,0 +1,276 @@
+/**
+ * The drachtio front end against a real drachtio-server, with real sipp as caller and core.
+ *
+ * drachtio-server is not on npm or Debian, so CI cannot run this: it runs only when
+ * TOLLGUARD_DRACHTIO_SERVER names a drachtio binary (built from drachtio-server's public source
+ * outside this repository), and is skipped otherwise. Ports: loopback 19300-19399 only.
+ *
+ *   TOLLGUARD_DRACHTIO_SERVER=/path/to/drachtio npm run build && \
+ *     flock /tmp/tollguard-e2e.lock npx jest test/e2e/drachtio.test.ts --selectProjects e2e
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { makeRulesDir, startGuard, type GuardProcess, type LogLine } from './helpers/guard-process';
+import { runSipp, startSippUas, type SippProcess } from './helpers/sipp';
+
+const DRACHTIO = process.env.TOLLGUARD_DRACHTIO_SERVER;
+const maybe = DRACHTIO ? describe : describe.skip;
+
+jest.setTimeout(90_000);
+
+const ADMIN = 19322;
+const SIP = 19360;
+const CORE = 19380;
+const OUTBOUND = 19340;
+const HOOK = 19330;
+const S = (name: string): string => path.resolve(__dirname, 'scenarios/guard', name);
+
+let nextPort = 19300;
+let nextMedia = 19200; // sipp binds 4 media ports from here; 19200-19299 stays free of the rest
+
+function guardYaml(connection: string, mode: 'proxy' | 'b2bua'): string {
+  return `
+sip:
+  listen: [udp:127.0.0.1:19399]
+  upstream: 127.0.0.1:${CORE}
+home_country: NZ
+allowed_sources: [127.0.0.1, 127.0.0.10, 127.0.0.20]
+unknown_caller: reject
+drachtio:
+${connection}
+  secret: cymru
+  mode: ${mode}
+log: { level: debug }
+`;
+}
+
+const ACCOUNTS = `
+accounts:
+  acme:
+    sources: [127.0.0.10/32]
+  bob:
+    users: [bob]
+    international: false
+  b2b:
+    users: [b2b]
+    drachtio: { mode: b2bua }
+  short:
+    users: [short]
+    drachtio: { mode: b2bua, max_call_seconds: 2 }
+`;
+
+class DrachtioServer {
+  private child?: ChildProcess;
+  log = '';
+  constructor(private readonly confPath: string) {}
+
+  async start(): Promise<void> {
+    this.child = spawn(DRACHTIO!, ['-f', this.confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (c) => (this.log += String(c)));
+    this.child.stderr!.on('data', (c) => (this.log += String(c)));
+    await waitForPort(ADMIN);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+function drachtioConf(dir: string, hook?: string): string {
+  const file = path.join(dir, `drachtio-${hook ? 'outbound' : 'inbound'}.conf.xml`);
+  fs.writeFileSync(
+    file,
+    `<drachtio>
+  <admin port="${ADMIN}" secret="cymru">127.0.0.1</admin>
+  ${hook ? `<request-handlers><request-handler sip-method="INVITE" http-method="GET">${hook}</request-handler></request-handlers>` : ''}
+  <sip><contacts><contact>sip:127.0.0.1:${SIP};transport=udp,tcp</contact></contacts></sip>
+  <cdrs>true</cdrs>
+  <logging><console/><sofia-loglevel>3</sofia-loglevel><loglevel>info</loglevel></logging>
+</drachtio>
+`,
+  );
+  return file;
+}
+
+async function waitForPort(port: number, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function core(scenario = 'uas-core.xml'): Promise<SippProcess> {
+  const mediaPort = (nextMedia += 4);
+  return startSippUas({ scenario: S(scenario), localIp: '127.0.0.1', localPort: CORE, calls: 100, timeoutMs: 40_000, mediaPort });
+}
+
+function call(scenario: string, dial: string, opts: { from?: string; localIp?: string } = {}) {
+  const mediaPort = (nextMedia += 4);
+  return runSipp({
+    scenario: S(scenario),
+    remote: `127.0.0.1:${SIP}`,
+    localIp: opts.localIp ?? (opts.from ? '127.0.0.20' : '127.0.0.10'),
+    localPort: nextPort++,
+    calls: 1,
+    timeoutMs: 25_000,
+    mediaPort,
+    keys: { ruri: `sip:${dial}@127.0.0.1:${SIP}`, from_user: opts.from ?? 'someone' },
+  });
+}
+
+function linesSince(g: GuardProcess, n: number, message: string): LogLine[] {
+  return g.logs.slice(n).filter((l) => l.message === message);
+}
+
+maybe('through a real drachtio-server, inbound connection', () => {
+  let tmp: string;
+  let rulesDir: string;
+  let server: DrachtioServer;
+  let guard: GuardProcess;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollguard-drachtio-'));
+    server = new DrachtioServer(drachtioConf(tmp));
+    await server.start();
+    rulesDir = makeRulesDir({ guard: guardYaml(`  host: 127.0.0.1\n  port: ${ADMIN}`, 'proxy'), accounts: ACCOUNTS });
+    guard = await startGuard(['--rules', rulesDir]);
+    await guard.waitForLog((l) => l.message === 'connected to drachtio-server');
+  });
+
+  afterAll(async () => {
+    await guard?.stop();
+    await server?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(rulesDir, { recursive: true, force: true });
+  });
+
+  it('proxy mode: an allowed call completes, the core sees INVITE, ACK and BYE, and the CDR of the BYE ends it', async () => {
+    const uas = await core();
+    const n = guard.logs.length;
+    const r = await call('uac-answered.xml', '095550111');
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0);
+    expect(coreSide.stats.successful).toBe(1);
+    expect(linesSince(guard, n, 'decision')[0]).toMatchObject({ account: 'acme', verdict: 'allow', normalised: '+6495550111' });
+    await guard.waitForLog((l) => l.message === 'call ended' && l.mode === 'proxy' && l.why === 'bye');
+  });
+
+  it.each([
+    ['uac-expect-403.xml', '+252612345678', {}, 'high_risk'],
+    ['uac-expect-403.xml', '0061212345678', { from: 'bob' }, 'international'],
+    ['uac-expect-403.xml', '095550111', { localIp: '127.0.0.2' }, 'source'],
+    ['uac-expect-403.xml', '095550111', { from: 'nobody' }, 'unknown_caller'],
+    ['uac-expect-484.xml', '00252abc', {}, 'invalid_destination'],
+  ] as const)('%s for %s: the same answer as the embedded proxy (%s)', async (scenario, dial, opts, rule) => {
+    const uas = await core();
+    const n = guard.logs.length;
+    const r = await call(scenario, dial, opts);
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0);
+    expect(coreSide.stats.created).toBe(0);
+    expect(linesSince(guard, n, 'decision')[0]).toMatchObject({ verdict: 'reject', rule });
+  });
+
+  it('b2bua (account override): an allowed call completes end to end', async () => {
+    const uas = await core();
+    const r = await call('uac-answered.xml', '095550111', { from: 'b2b' });
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0);
+    expect(coreSide.stats.successful).toBe(1);
+    await guard.waitForLog((l) => l.message === 'call ended' && l.mode === 'b2bua' && l.why === 'bye');
+  });
+
+  it('b2bua: max_call_seconds 2 ends the call with BYE to both legs', async () => {
+    const uas = await core();
+    const r = await call('uac-answered-guard-hangs-up.xml', '095550111', { from: 'short' });
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0); // the caller got our BYE and answered it
+    expect(coreSide.stats.successful).toBe(1); // so did the core
+    expect(r.durationMs).toBeGreaterThanOrEqual(1900);
+    await guard.waitForLog((l) => l.message === 'call ended' && l.why === 'timeout');
+  });
+
+  it("b2bua: the caller's CANCEL reaches the core and the call ends cancelled", async () => {
+    const uas = await core('uas-core-rings.xml');
+    const r = await call('uac-cancel.xml', '095550111', { from: 'b2b' });
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0);
+    expect(coreSide.stats.successful).toBe(1);
+    await guard.waitForLog((l) => l.message === 'call ended' && l.why === 'cancelled');
+  });
+
+  it('drachtio-server restarting: the loss and every reconnect attempt are logged, and calls flow again', async () => {
+    const n = guard.logs.length;
+    await server.stop();
+    await guard.waitForLog((l) => l.message === 'connection to drachtio-server lost');
+    await guard.waitForLog((l) => l.message === 'reconnecting to drachtio-server' && Number(l.attempt) >= 3);
+    await server.start();
+    await guard.waitForLog((l) => guard.logs.indexOf(l) > n && l.message === 'connected to drachtio-server', 20_000);
+    const uas = await core();
+    const r = await call('uac-answered.xml', '095550111');
+    expect((await uas.stop()).stats.successful).toBe(1);
+    expect(r.exitCode).toBe(0);
+  });
+});
+
+maybe('through a real drachtio-server, outbound connections', () => {
+  let tmp: string;
+  let rulesDir: string;
+  let server: DrachtioServer;
+  let guard: GuardProcess;
+  let hook: http.Server;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollguard-drachtio-'));
+    // drachtio-server asks this webhook where to send each new INVITE.
+    hook = http.createServer((_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ action: 'route', data: { uri: `127.0.0.1:${OUTBOUND}` } }));
+    });
+    await new Promise<void>((r) => hook.listen(HOOK, '127.0.0.1', () => r()));
+    server = new DrachtioServer(drachtioConf(tmp, `http://127.0.0.1:${HOOK}`));
+    await server.start();
+    rulesDir = makeRulesDir({ guard: guardYaml(`  listen: ${OUTBOUND}\n  listen_address: 127.0.0.1`, 'b2bua'), accounts: ACCOUNTS });
+    guard = await startGuard(['--rules', rulesDir]);
+  });
+
+  afterAll(async () => {
+    await guard?.stop();
+    await server?.stop();
+    await new Promise((r) => hook?.close(r));
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(rulesDir, { recursive: true, force: true });
+  });
+
+  it('b2bua: an allowed call completes and ends by BYE', async () => {
+    const uas = await core();
+    const r = await call('uac-answered.xml', '095550111');
+    const coreSide = await uas.stop();
+    expect(r.exitCode).toBe(0);
+    expect(coreSide.stats.successful).toBe(1);
+    await guard.waitForLog((l) => l.message === 'call ended' && l.why === 'bye');
+  });
+
+  it('a high-risk call is refused 403', async () => {
+    const n = guard.logs.length;
+    const r = await call('uac-expect-403.xml', '+252612345678');
+    expect(r.exitCode).toBe(0);
+    expect(linesSince(guard, n, 'decision')[0]).toMatchObject({ verdict: 'reject', rule: 'high_risk' });
+  });
+});
