@@ -75,6 +75,8 @@ export class B2buaCall implements TrackedCall {
     this.o.tracker.answered(this.info.callId);
     legs.uas.on('destroy', () => this.farEndHungUp('caller', legs.uac));
     legs.uac.on('destroy', () => this.farEndHungUp('core', legs.uas));
+    this.relayInDialog(legs.uas, legs.uac);
+    this.relayInDialog(legs.uac, legs.uas);
     const max = this.o.maxCallSeconds;
     if (max !== undefined) {
       this.timer = setTimeout(() => {
@@ -84,6 +86,36 @@ export class B2buaCall implements TrackedCall {
       // The call's sockets keep the process alive while it matters; the timer alone need not.
       this.timer.unref();
     }
+  }
+
+  /**
+   * Keeps the B2BUA transparent inside the call: a re-INVITE with a new offer (RFC 3261 §14) and
+   * INFO (RFC 6086, e.g. DTMF) go to the other leg, and its answer comes back. drachtio-srf would
+   * otherwise answer both itself (re-INVITE with the leg's old SDP).
+   */
+  private relayInDialog(from: Dialog, to: Dialog): void {
+    const callId = this.info.callId;
+    from.on('modify', (req, res) => {
+      to.modify(req.body ?? '').then(
+        (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
+        (err: unknown) => {
+          this.o.logger.warn({ message: 're-INVITE refused by the other leg', callId, error: errorText(err) });
+          res.send(isSipError(err) ? err.status : 488);
+        },
+      );
+    });
+    from.on('info', (req, res) => {
+      const headers: Record<string, string> = {};
+      const type = req.get('Content-Type');
+      if (type !== undefined) headers['Content-Type'] = type;
+      to.request({ method: 'INFO', headers, body: req.body }).then(
+        (answer) => res.send(answer.status),
+        (err: unknown) => {
+          this.o.logger.warn({ message: 'INFO not relayed', callId, error: errorText(err) });
+          res.send(500);
+        },
+      );
+    });
   }
 
   async hangUp(reason: string, why: 'hangup' | 'timeout'): Promise<boolean> {

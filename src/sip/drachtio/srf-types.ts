@@ -91,8 +91,21 @@ export interface Dialog {
    * removes all its listeners (dialog.js destroy). Resolves to the BYE that was sent.
    */
   destroy(opts?: { headers?: Record<string, string> }): Promise<unknown>;
+  /**
+   * Sends a re-INVITE with this SDP offer; resolves to the far end's answer SDP (dialog.js modify).
+   */
+  modify(sdp: string): Promise<string>;
+  /** Sends a request inside the dialog; resolves to the far end's final response. */
+  request(opts: { method: string; headers?: Record<string, string>; body?: string }): Promise<SipMessageView & { status: number; reason?: string }>;
   /** The far end sent BYE (reason: "normal release", or the Reason text of an app's BYE). */
   on(event: 'destroy', listener: (bye: DrachtioRequest, reason?: string) => void): this;
+  /**
+   * A re-INVITE that changes the session (not a refresh, hold or unhold with listeners for those).
+   * Without a listener dialog.js answers 200 with this leg's old SDP itself.
+   */
+  on(event: 'modify', listener: (req: DrachtioRequest, res: DrachtioResponse) => void): this;
+  /** INFO inside the dialog (DTMF, ...); without a listener dialog.js answers 200 itself. */
+  on(event: 'info', listener: (req: DrachtioRequest, res: DrachtioResponse) => void): this;
   once(event: 'destroy', listener: (bye: DrachtioRequest, reason?: string) => void): this;
 }
 

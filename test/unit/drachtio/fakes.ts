@@ -156,6 +156,22 @@ export class FakeDialog extends EventEmitter implements Dialog {
     return this.destroyError ? Promise.reject(this.destroyError) : Promise.resolve({});
   }
 
+  modifies: string[] = [];
+  requests: Array<{ method: string; headers?: Record<string, string>; body?: string }> = [];
+  /** What the far end of this leg answers to a re-INVITE (SDP) or an in-dialog request (status). */
+  modifyAnswer: string | Error = 'v=0 answer';
+  requestStatus = 200;
+
+  modify(sdp: string): Promise<string> {
+    this.modifies.push(sdp);
+    return this.modifyAnswer instanceof Error ? Promise.reject(this.modifyAnswer) : Promise.resolve(this.modifyAnswer);
+  }
+
+  request(opts: { method: string; headers?: Record<string, string>; body?: string }): Promise<SipMessageView & { status: number }> {
+    this.requests.push(opts);
+    return Promise.resolve(Object.assign(new FakeMessage(), { status: this.requestStatus }));
+  }
+
   /** The far end of this leg sends BYE: drachtio answers 200 and emits 'destroy'. */
   farEndBye(): void {
     this.connected = false;

@@ -203,6 +203,35 @@ describe('allowed calls, b2bua mode', () => {
     expect(rec.ended).toEqual([[callId, 'bye']]);
   });
 
+  it('relays a re-INVITE with a new offer and INFO to the other leg, and their answers back', async () => {
+    const { srf, invite } = setup();
+    invite({ from: 'b2b' });
+    const { uac, uas } = srf.b2buas[0].answer();
+    await flush();
+    const reinvite = new FakeRequest({ from: 'b2b' });
+    reinvite.body = 'v=0 new offer';
+    const reinviteRes = new FakeResponse();
+    uas.emit('modify', reinvite, reinviteRes);
+    await flush();
+    expect(uac.modifies).toEqual(['v=0 new offer']);
+    expect(reinviteRes.final).toEqual({ status: 200, reason: undefined, headers: { 'Content-Type': 'application/sdp' } });
+
+    const info = new FakeRequest({ method: 'INFO', headers: { 'Content-Type': 'application/dtmf-relay' } });
+    info.body = 'Signal=5';
+    const infoRes = new FakeResponse();
+    uac.requestStatus = 200;
+    uas.emit('info', info, infoRes);
+    await flush();
+    expect(uac.requests).toEqual([{ method: 'INFO', headers: { 'Content-Type': 'application/dtmf-relay' }, body: 'Signal=5' }]);
+    expect(infoRes.final?.status).toBe(200);
+
+    uas.modifyAnswer = Object.assign(new Error('x'), { name: 'SipError', status: 488 });
+    const back = new FakeResponse();
+    uac.emit('modify', reinvite, back);
+    await flush();
+    expect(back.final?.status).toBe(488);
+  });
+
   it('the core refusing the B leg releases the slot (the failure reaches the caller via passFailure)', async () => {
     const { srf, core, rec, invite } = setup();
     const { callId, res } = invite({ from: 'b2b' });
