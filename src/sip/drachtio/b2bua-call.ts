@@ -48,7 +48,19 @@ export class B2buaCall implements TrackedCall {
   /** Places the B leg; settles when the call is up or has failed (never rejects). */
   async start(): Promise<void> {
     const { srf, req, res, uri, logger } = this.o;
+    // Loop protection across the B2BUA: the B leg carries the caller's Max-Forwards less one
+    // (as a proxy would, RFC 3261 §16.6 step 3), and a request arriving with 0 gets 483
+    // (§16.3 step 3). Without this, 'all' would copy the value unchanged and a routing loop
+    // through the guard would never end. Lower-case, so createB2BUA's copy does not add a second.
+    const maxForwards = Number(req.get('Max-Forwards') ?? '70');
+    const hops = Number.isInteger(maxForwards) && maxForwards >= 0 ? maxForwards : 70;
+    if (hops === 0) {
+      res.send(483, 'Too Many Hops');
+      this.finish('rejected');
+      return;
+    }
     const opts: B2buaOptions = {
+      headers: { 'max-forwards': String(hops - 1) },
       proxyRequestHeaders: ['all', ...NOT_PASSED_THROUGH],
       proxyResponseHeaders: ['all'],
     };

@@ -178,7 +178,7 @@ describe('allowed calls, b2bua mode', () => {
     expect(b.req).toBe(req);
     expect(b.res).toBe(res);
     expect(b.uri).toBe('sip:095550111@127.0.0.1:5080');
-    expect(b.opts).toEqual({ proxyRequestHeaders: ['all', '-Route', '-Record-Route'], proxyResponseHeaders: ['all'] });
+    expect(b.opts).toEqual({ headers: { 'max-forwards': '69' }, proxyRequestHeaders: ['all', '-Route', '-Record-Route'], proxyResponseHeaders: ['all'] });
     expect(fe.liveCalls('b2b')).toHaveLength(1);
 
     const { uac, uas } = b.answer();
@@ -190,6 +190,17 @@ describe('allowed calls, b2bua mode', () => {
     expect(rec.ended).toEqual([[callId, 'bye']]);
     expect(core.isAdmitted(callId)).toBe(false);
     expect(srf.endedSessions).toContain(req);
+  });
+
+  it('Max-Forwards: decremented on the B leg, 483 Too Many Hops at 0', async () => {
+    const { srf, core, rec, invite } = setup();
+    invite({ from: 'b2b', headers: { 'Max-Forwards': '5' } });
+    expect(srf.b2buas[0].opts?.headers).toEqual({ 'max-forwards': '4' });
+    const { res, callId } = invite({ from: 'b2b', headers: { 'Max-Forwards': '0' } });
+    expect(res.final).toMatchObject({ status: 483, reason: 'Too Many Hops' });
+    expect(srf.b2buas).toHaveLength(1);
+    expect(core.isAdmitted(callId)).toBe(false);
+    expect(rec.ended).toContainEqual([callId, 'rejected']);
   });
 
   it('guard-wide mode b2bua; a BYE from the core ends the caller leg', async () => {
