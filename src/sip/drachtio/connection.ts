@@ -1,4 +1,4 @@
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Logger } from 'winston';
 import type { Srf } from './srf-types';
 
@@ -33,6 +33,7 @@ interface WireInternals {
  */
 export class DrachtioConnection {
   private server?: Server;
+  private readonly sockets = new Set<Socket>();
   private stopping = false;
   private connectedOnce = false;
   /** An authenticated inbound connection is up. */
@@ -76,6 +77,10 @@ export class DrachtioConnection {
     }
     const server = this.srf.listen({ host: s.address, port: s.port, secret: s.secret });
     this.server = server;
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(new Error(`cannot listen for drachtio-server on ${s.address}:${s.port}: ${err.message}`));
       server.once('error', onError);
@@ -117,7 +122,13 @@ export class DrachtioConnection {
       }
       return;
     }
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const server = this.server;
+    if (server === undefined) return;
+    // net.Server#close waits for every open connection, and drachtio-server keeps one per live
+    // call: end them, or stopping would wait for the last call to hang up.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
   }
 
   private listenForEvents(): void {

@@ -77,6 +77,16 @@ export class FakeDrachtioServer {
     }
   }
 
+  /** Outbound style: drachtio-server opens the connection to the app (which then authenticates). */
+  async connectTo(port: number): Promise<void> {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('error', reject);
+    });
+    this.accept(socket);
+  }
+
   private write(body: string): void {
     const s = `${randomUUID()}|${body}`;
     for (const socket of this.sockets) socket.write(`${Buffer.byteLength(s)}#${s}`);

@@ -144,3 +144,31 @@ describe('INVITEs through a real Srf', () => {
     await until(() => !core.isAdmitted('real-2'));
   });
 });
+
+describe('outbound connections through a real Srf', () => {
+  it('listens, authenticates the connection drachtio-server opens, and answers an INVITE on it', async () => {
+    const rules = compileRules(loadRuleSet(SHIPPED));
+    const { lines, logger } = logSink();
+    const fe = new DrachtioFrontEnd({ srf: newSrf(), core: new GuardCore(rules), logger, connection: { style: 'outbound', address: '127.0.0.1', port: 0, secret: 'cymru' }, upstream: '127.0.0.1:5080' });
+    await fe.start();
+    cleanups.push(() => fe.stop());
+    const port = fe.connection.boundPort()!;
+    expect(lines.find((l) => l.message === 'listening for drachtio-server')).toMatchObject({ address: '127.0.0.1', port });
+
+    const server = new FakeDrachtioServer();
+    cleanups.push(() => server.close());
+    await server.connectTo(port);
+    await server.waitFor((m) => m.body.startsWith('authenticate|cymru'));
+    await fe.connection.connected();
+    const txn = server.sendSip(
+      ['INVITE sip:+252612345678@127.0.0.1 SIP/2.0', 'Via: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bK-9', 'From: <sip:x@127.0.0.10>;tag=1', 'To: <sip:+252612345678@127.0.0.1>', 'Call-ID: out-1', 'CSeq: 1 INVITE', 'Contact: <sip:x@127.0.0.10>', 'Content-Length: 0', '', ''].join('\r\n'),
+    );
+    const answer = await server.waitFor((m) => m.body.startsWith(`sip|${txn}|`));
+    expect(answer.body).toContain('SIP/2.0 403 Forbidden');
+
+    // Stopping does not wait for drachtio-server to close its per-call connections.
+    await fe.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.sockets.size).toBe(0);
+  });
+});
