@@ -25,6 +25,7 @@ import type {
   HighRiskEntry,
   ResponseSpec,
 } from './config-types';
+import { notifySchema } from './monitor-schema';
 
 // ---------------------------------------------------------------------------------------------
 // Strict objects with "did you mean" suggestions
@@ -364,6 +365,7 @@ export const guardSchema = strict(
       },
       'a mapping with path',
     ).optional(),
+    notify: notifySchema.optional(),
   },
   'a mapping with sip, home_country, allowed_sources and unknown_caller',
 );
