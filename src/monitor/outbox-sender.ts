@@ -79,6 +79,9 @@ export class OutboxSender {
       return this.running;
     }
     this.running = (async () => {
+      // Yield first: were the pass to finish synchronously, its finally would clear `running`
+      // before the assignment below stored the settled promise for good.
+      await null;
       try {
         do {
           this.again = false;

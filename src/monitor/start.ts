@@ -95,7 +95,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   const observer: CallObserver = {
     decided(e: DecisionEvent) {
       const v = e.verdict;
-      if (v.international !== true || v.account === undefined || v.normalised === undefined) return;
+      if (!rules.monitor.enabled || v.international !== true || v.account === undefined || v.normalised === undefined) return;
       if (v.account === UNKNOWN_ACCOUNT_ID || NOT_MONITORED.has(v.rule)) return;
       const ev: AttemptEvent = {
         callId: e.callId,
@@ -128,7 +128,8 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   const pollTimer = setInterval(guarded('store poll', () => blocks.poll()), o.pollMs ?? 250);
   const tickTimer = setInterval(
     guarded('tick', () => {
-      act(detector.tick(Date.now()));
+      const findings = detector.tick(Date.now());
+      if (rules.monitor.enabled) act(findings);
       store.recordRegions(detector.drainLearned());
       flush();
     }),
@@ -138,7 +139,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   tickTimer.unref();
   flush(); // anything left unsent by a previous run
 
-  log.info({ message: 'fraud monitor started', blocks: store.activeBlocks().length, pendingNotifications: store.unsentOutbox().length });
+  log.info({ message: 'fraud monitor started', detection: rules.monitor.enabled ? 'on' : 'off (no monitor.yaml)', blocks: store.activeBlocks().length, pendingNotifications: store.unsentOutbox().length });
 
   return {
     detector,

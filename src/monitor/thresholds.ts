@@ -107,6 +107,12 @@ function resolve(s: Settings, timezone: string): MonitorThresholds {
 }
 
 export interface CompiledMonitor {
+  /**
+   * Detection runs only when the rules directory has a monitor.yaml (the shipped rules do). Without
+   * one, blocks already in the store are still enforced and the admin commands work, but no new
+   * block is applied automatically: rule sets written before the monitor existed keep behaving as before.
+   */
+  readonly enabled: boolean;
   /** For calls attributed to no configured account (unknown_caller: allow). */
   readonly defaults: MonitorThresholds;
   forAccount(id: string): MonitorThresholds;
@@ -136,5 +142,5 @@ export function compileMonitor(
     const s = overlay(base, own);
     byAccount.set(id, own === undefined && tz === defaults.timezone ? defaults : resolve(s, tz));
   }
-  return { defaults, forAccount: (id) => byAccount.get(id) ?? defaults };
+  return { enabled: file !== undefined, defaults, forAccount: (id) => byAccount.get(id) ?? defaults };
 }
