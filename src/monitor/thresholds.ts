@@ -63,9 +63,10 @@ function overlay(base: Settings, top: Settings | undefined): Settings {
   return out as Settings;
 }
 
-const lv = (l: { warning?: number; critical?: number } | undefined, scale = 1): Levels => ({
-  warning: l?.warning === undefined ? Infinity : l.warning * scale,
-  critical: l?.critical === undefined ? Infinity : l.critical * scale,
+/** A level left out everywhere, or set to false, never fires. */
+const lv = (l: { warning?: number | false; critical?: number | false } | undefined, scale = 1): Levels => ({
+  warning: typeof l?.warning === 'number' ? l.warning * scale : Infinity,
+  critical: typeof l?.critical === 'number' ? l.critical * scale : Infinity,
 });
 
 const minutesOfDay = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));

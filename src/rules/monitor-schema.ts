@@ -38,10 +38,13 @@ const count = () => z.number({ error: COUNT }).int({ error: COUNT }).positive({ 
 const POSITIVE = 'expected a positive number';
 const positive = () => z.number({ error: POSITIVE }).positive({ error: POSITIVE });
 
+/** A level: a number, or false to switch a level the defaults set off for this file or account. */
+const level = (make: () => z.ZodNumber) => z.union([make(), z.literal(false)], { error: `${POSITIVE}, or false to switch the level off` }).optional();
+
 /** { warning, critical }: critical must not be below warning, or the warning could never be seen. */
 const levels = (make: () => z.ZodNumber) =>
-  strict({ warning: make().optional(), critical: make().optional() }, 'a mapping with warning and/or critical').superRefine((l, ctx) => {
-    if (l.warning !== undefined && l.critical !== undefined && l.critical < l.warning) {
+  strict({ warning: level(make), critical: level(make) }, 'a mapping with warning and/or critical').superRefine((l, ctx) => {
+    if (typeof l.warning === 'number' && typeof l.critical === 'number' && l.critical < l.warning) {
       ctx.addIssue({ code: 'custom', path: ['critical'], message: `critical (${l.critical}) must not be below warning (${l.warning})`, input: l.critical });
     }
   });
@@ -71,24 +74,24 @@ export const monitorSettingsSchema = strict(
     intl_per_minute: levels(count).optional(),
     intl_per_hour: levels(count).optional(),
     rate_spike: strict(
-      { min_calls: count().optional(), warning: positive().optional(), critical: positive().optional() },
+      { min_calls: count().optional(), warning: level(positive), critical: level(positive) },
       'a mapping with min_calls, warning and/or critical (multiples of the baseline)',
     ).optional(),
     concurrent_intl: levels(count).optional(),
     same_destination: strict(
-      { ignore_last_digits: z.number().int().min(0).max(6).optional(), warning: count().optional(), critical: count().optional() },
+      { ignore_last_digits: z.number().int().min(0).max(6).optional(), warning: level(count), critical: level(count) },
       'a mapping with ignore_last_digits, warning and/or critical',
     ).optional(),
     distinct_destinations: strict(
-      { window_minutes: count().optional(), warning: count().optional(), critical: count().optional() },
+      { window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with window_minutes, warning and/or critical',
     ).optional(),
     high_risk_attempts: strict(
-      { window_minutes: count().optional(), warning: count().optional(), critical: count().optional() },
+      { window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with window_minutes, warning and/or critical',
     ).optional(),
     new_country: strict(
-      { lookback_days: count().optional(), window_minutes: count().optional(), warning: count().optional(), critical: count().optional() },
+      { lookback_days: count().optional(), window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with lookback_days, window_minutes, warning and/or critical',
     ).optional(),
     dormant: strict(
@@ -101,8 +104,8 @@ export const monitorSettingsSchema = strict(
         night_to: clock().optional(),
         weekends: z.boolean({ error: 'expected true or false' }).optional(),
         window_minutes: count().optional(),
-        warning: count().optional(),
-        critical: count().optional(),
+        warning: level(count),
+        critical: level(count),
       },
       'a mapping with night_from, night_to, weekends, window_minutes, warning and/or critical',
     ).optional(),
