@@ -41,13 +41,19 @@ const positive = () => z.number({ error: POSITIVE }).positive({ error: POSITIVE 
 /** A level: a number, or false to switch a level the defaults set off for this file or account. */
 const level = (make: () => z.ZodNumber) => z.union([make(), z.literal(false)], { error: `${POSITIVE}, or false to switch the level off` }).optional();
 
-/** { warning, critical }: critical must not be below warning, or the warning could never be seen. */
+/**
+ * Warning and critical set in the same mapping: critical must not be below warning, or the
+ * warning could never be seen. (A warning inherited from the defaults that ends up above an
+ * account's critical level simply never fires: lowering critical alone is a legitimate edit.)
+ */
+function orderedLevels(l: { warning?: number | false; critical?: number | false }, ctx: z.core.$RefinementCtx<unknown>): void {
+  if (typeof l.warning === 'number' && typeof l.critical === 'number' && l.critical < l.warning) {
+    ctx.addIssue({ code: 'custom', path: ['critical'], message: `critical (${l.critical}) must not be below warning (${l.warning})`, input: l.critical });
+  }
+}
+
 const levels = (make: () => z.ZodNumber) =>
-  strict({ warning: level(make), critical: level(make) }, 'a mapping with warning and/or critical').superRefine((l, ctx) => {
-    if (typeof l.warning === 'number' && typeof l.critical === 'number' && l.critical < l.warning) {
-      ctx.addIssue({ code: 'custom', path: ['critical'], message: `critical (${l.critical}) must not be below warning (${l.warning})`, input: l.critical });
-    }
-  });
+  strict({ warning: level(make), critical: level(make) }, 'a mapping with warning and/or critical').superRefine(orderedLevels);
 
 const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 const clock = () => z.string({ error: 'expected a time of day such as "22:00"' }).regex(TIME, { error: 'expected a time of day HH:MM such as "22:00"' });
@@ -76,24 +82,24 @@ export const monitorSettingsSchema = strict(
     rate_spike: strict(
       { min_calls: count().optional(), warning: level(positive), critical: level(positive) },
       'a mapping with min_calls, warning and/or critical (multiples of the baseline)',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     concurrent_intl: levels(count).optional(),
     same_destination: strict(
       { ignore_last_digits: z.number().int().min(0).max(6).optional(), warning: level(count), critical: level(count) },
       'a mapping with ignore_last_digits, warning and/or critical',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     distinct_destinations: strict(
       { window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with window_minutes, warning and/or critical',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     high_risk_attempts: strict(
       { window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with window_minutes, warning and/or critical',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     new_country: strict(
       { lookback_days: count().optional(), window_minutes: count().optional(), warning: level(count), critical: level(count) },
       'a mapping with lookback_days, window_minutes, warning and/or critical',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     dormant: strict(
       { idle_days: count().optional(), level: z.enum(['warning', 'critical', 'off'], { error: 'expected warning, critical or off' }).optional() },
       'a mapping with idle_days and level',
@@ -108,7 +114,7 @@ export const monitorSettingsSchema = strict(
         critical: level(count),
       },
       'a mapping with night_from, night_to, weekends, window_minutes, warning and/or critical',
-    ).optional(),
+    ).superRefine(orderedLevels).optional(),
     long_call: strict(
       { international_minutes: levels(positive).optional(), high_risk_allowed_minutes: levels(positive).optional() },
       'a mapping with international_minutes and/or high_risk_allowed_minutes',
