@@ -59,6 +59,7 @@ export interface LiveIntlCall {
 
 export const RECENT_MAX = 64;
 export const REGIONS_MAX = 256;
+export const RANGES_MAX = 256;
 /** Weekday hours 0-23, weekend hours 24-47, in the account's time zone. */
 export const BASELINE_SLOTS = 48;
 
@@ -74,6 +75,12 @@ export class AccountActivity {
   runLastAt = 0;
   /** Region -> last time called (wall ms). Oldest dropped beyond REGIONS_MAX. */
   readonly regions = new Map<string, number>();
+  /**
+   * Number ranges (the destination without its last ignore_last_digits digits) -> first time
+   * called. A run of calls to a range called for the first time within the last day is what
+   * pumping looks like; a run to a long-known contact (an office calling its branch all day) is not.
+   */
+  readonly ranges = new Map<string, number>();
   /** Latest international attempt (0: never seen). */
   lastIntlAt = 0;
   readonly live = new Map<string, LiveIntlCall>();
@@ -83,6 +90,8 @@ export class AccountActivity {
   hourSlot = 0;
   readonly baseline = new Float32Array(BASELINE_SLOTS);
   readonly samples = new Uint16Array(BASELINE_SLOTS);
+  /** Whether the attempt being judged falls outside business hours (set by the engine per attempt). */
+  offHoursNow = false;
   /** Rule -> time of its last warning, so a warning is repeated at most every repeat_warning_minutes. */
   readonly warned = new Map<string, number>();
   lastEventAt = 0;
@@ -94,6 +103,15 @@ export class AccountActivity {
     this.regions.set(region, at);
     if (this.regions.size > REGIONS_MAX) this.regions.delete(this.regions.keys().next().value!);
     if (at > this.lastIntlAt) this.lastIntlAt = at;
+  }
+
+  /** Remembers when a range was first called; returns that time. Oldest dropped beyond RANGES_MAX. */
+  noteRange(key: string, at: number): number {
+    const first = this.ranges.get(key);
+    if (first !== undefined) return first;
+    this.ranges.set(key, at);
+    if (this.ranges.size > RANGES_MAX) this.ranges.delete(this.ranges.keys().next().value!);
+    return at;
   }
 
   noteRecent(e164: string, at: number): void {

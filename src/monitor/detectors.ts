@@ -3,7 +3,6 @@
  * thresholds, and returns at most one finding. No I/O, no clock: time comes with the event.
  */
 import type { AccountActivity, LiveIntlCall } from './account-activity';
-import { isOffHours, localTime } from './local-time';
 import type { Levels, MonitorThresholds } from './thresholds';
 import type { AttemptEvent, Finding, Level, MonitorRule } from './types';
 
@@ -16,8 +15,9 @@ export function levelOf(value: number, l: Levels): Exclude<Level, 'info'> | null
   return null;
 }
 
+/** destinations is filled in by the engine for the findings it keeps (most repeats are dropped). */
 function finding(a: AccountActivity, e: { at: number; callId?: string }, rule: MonitorRule, level: Level, value: number, threshold: number, detail: string): Finding {
-  return { account: a.id, rule, level, value, threshold, detail, at: e.at, callId: e.callId, destinations: a.destinations() };
+  return { account: a.id, rule, level, value, threshold, detail, at: e.at, callId: e.callId, destinations: [] };
 }
 
 function byCount(a: AccountActivity, e: AttemptEvent, rule: MonitorRule, n: number, l: Levels, what: string): Finding | null {
@@ -39,7 +39,7 @@ export const intlPerHour: AttemptDetector = (a, e, t) =>
 
 export const offHours: AttemptDetector = (a, e, t) => {
   const o = t.offHours;
-  if (!isOffHours(localTime(t.timezone, e.at), o.nightFrom, o.nightTo, o.weekends)) return null;
+  if (!a.offHoursNow) return null;
   const n = a.offHours.countSince(e.at - o.windowMs + 1);
   return byCount(a, e, 'off_hours', n, o, `international call attempts outside business hours (${t.timezone}) in ${o.windowMs / MINUTE} minutes`);
 };
@@ -62,10 +62,24 @@ export const sameDestination: AttemptDetector = (a, e, t) =>
   );
 
 export const distinctDestinations: AttemptDetector = (a, e, t) => {
-  const since = e.at - t.distinctDestinations.windowMs + 1;
-  const seen = new Set<string>();
-  for (let i = a.recent.length - 1; i >= 0 && a.recent[i].at >= since; i--) seen.add(a.recent[i].e164);
-  return byCount(a, e, 'distinct_destinations', seen.size, t.distinctDestinations, `distinct international numbers in ${t.distinctDestinations.windowMs / MINUTE} minutes`);
+  const l = t.distinctDestinations;
+  if (l.warning === Infinity && l.critical === Infinity) return null;
+  const since = e.at - l.windowMs + 1;
+  // Small and bounded (RECENT_MAX): a linear scan beats building a Set per call.
+  const recent = a.recent;
+  let distinct = 0;
+  for (let i = recent.length - 1; i >= 0 && recent[i].at >= since; i--) {
+    const n = recent[i].e164;
+    let dup = false;
+    for (let j = recent.length - 1; j > i; j--) {
+      if (recent[j].e164 === n) {
+        dup = true;
+        break;
+      }
+    }
+    if (!dup) distinct++;
+  }
+  return byCount(a, e, 'distinct_destinations', distinct, l, `distinct international numbers in ${l.windowMs / MINUTE} minutes`);
 };
 
 export const newCountry: AttemptDetector = (a, e, t) => {

@@ -7,7 +7,7 @@
  */
 import { AccountActivity, BASELINE_SLOTS, type LiveIntlCall } from './account-activity';
 import { ATTEMPT_DETECTORS, dormant, longCall } from './detectors';
-import { localTime } from './local-time';
+import { isOffHours, localTime } from './local-time';
 import { regionOf } from './region';
 import type { MonitorThresholds } from './thresholds';
 import type { AttemptEvent, Finding } from './types';
@@ -18,6 +18,10 @@ const DAY = 86_400_000;
 const BASELINE_ALPHA = 0.3;
 /** A region's last-seen date is written back at most this often (keeps store writes rare). */
 const REGION_PERSIST_MS = DAY;
+/** A number range called for the first time less than this long ago is "new" (see AccountActivity.ranges). */
+const NEW_RANGE_MS = DAY;
+/** Learned number ranges travel through the regions table with this mark in front. */
+export const RANGE_MARK = '#';
 
 export interface FraudDetectorOptions {
   thresholds: (account: string) => MonitorThresholds;
@@ -45,6 +49,8 @@ export class FraudDetector {
   private learned: LearnedRegion[] = [];
   /** Regions known before this process started (from the store), per account. */
   private readonly seeded = new Map<string, Map<string, number>>();
+  /** Number ranges known before this process started: account -> range -> first called. */
+  private readonly seededRanges = new Map<string, Map<string, number>>();
 
   constructor(opts: FraudDetectorOptions) {
     this.thresholds = opts.thresholds;
@@ -57,8 +63,19 @@ export class FraudDetector {
     this.thresholds = fn;
   }
 
-  /** Regions an account called before this process started: new-country and dormancy survive restarts. */
+  /**
+   * Regions (and, marked with RANGE_MARK, number ranges) an account called before this process
+   * started: new-country, dormancy and new-range runs survive restarts.
+   */
   seedRegion(account: string, region: string, lastSeen: number): void {
+    if (region.startsWith(RANGE_MARK)) {
+      let r = this.seededRanges.get(account);
+      if (!r) this.seededRanges.set(account, (r = new Map()));
+      const key = region.slice(1);
+      r.set(key, Math.min(lastSeen, r.get(key) ?? Infinity));
+      this.accounts.get(account)?.noteRange(key, lastSeen);
+      return;
+    }
     let m = this.seeded.get(account);
     if (!m) this.seeded.set(account, (m = new Map()));
     m.set(region, Math.max(lastSeen, m.get(region) ?? 0));
@@ -130,7 +147,10 @@ export class FraudDetector {
         continue;
       }
       const f = longCall(a, callId, c, this.thresholds(a.id), now);
-      if (f) findings.push(f);
+      if (f) {
+        f.destinations = a.destinations();
+        findings.push(f);
+      }
     }
     for (const [id, a] of this.accounts) {
       if (now - a.lastEventAt <= this.idleExpiryMs) break; // insertion order = least recently active first
@@ -161,6 +181,8 @@ export class FraudDetector {
       a = new AccountActivity(id);
       const seeded = this.seeded.get(id);
       if (seeded) for (const [region, last] of seeded) a.noteRegion(region, last);
+      const ranges = this.seededRanges.get(id);
+      if (ranges) for (const [key, first] of ranges) a.noteRange(key, first);
       if (this.accounts.size >= this.maxAccounts) {
         for (const [oldId, old] of this.accounts) {
           if (old.live.size === 0) {
@@ -183,16 +205,21 @@ export class FraudDetector {
 
     const local = localTime(t.timezone, e.at);
     const o = t.offHours;
-    const night = o.nightFrom <= o.nightTo ? local.minuteOfDay >= o.nightFrom && local.minuteOfDay < o.nightTo : local.minuteOfDay >= o.nightFrom || local.minuteOfDay < o.nightTo;
-    if (night || (o.weekends && (local.weekday === 0 || local.weekday === 6))) a.offHours.push(e.at);
+    a.offHoursNow = isOffHours(local, o.nightFrom, o.nightTo, o.weekends);
+    if (a.offHoursNow) a.offHours.push(e.at);
     a.offHours.dropBefore(e.at - o.windowMs);
 
-    // Runs of calls to one number range, broken by any other destination or 10 minutes of quiet.
+    // Runs of calls to one number range first called within the last day, broken by any other
+    // destination or 10 minutes of quiet. Calls to long-known ranges do not run up a count.
     const key = t.sameDestination.ignoreLastDigits > 0 ? e.e164.slice(0, -t.sameDestination.ignoreLastDigits) : e.e164;
-    if (key === a.runKey && e.at - a.runLastAt <= 10 * 60_000) a.runCount++;
+    const known = a.ranges.has(key);
+    const firstCalled = a.noteRange(key, e.at);
+    if (!known && this.learned.length < 100_000) this.learned.push({ account: a.id, region: RANGE_MARK + key, lastSeen: e.at });
+    const fresh = e.at - firstCalled < NEW_RANGE_MS;
+    if (key === a.runKey && e.at - a.runLastAt <= 10 * 60_000) a.runCount += fresh ? 1 : 0;
     else {
       a.runKey = key;
-      a.runCount = 1;
+      a.runCount = fresh ? 1 : 0;
     }
     a.runLastAt = e.at;
 
@@ -246,6 +273,7 @@ export class FraudDetector {
         if (last !== undefined && f.at - last < t.repeatWarningMs) continue;
         a.warned.set(f.rule, f.at);
       }
+      f.destinations = a.destinations();
       out.push(f);
     }
     // Critical first: the first critical is the block's stated reason.

@@ -35,14 +35,14 @@ export interface MonitorThresholds {
 export const BUILT_IN: Required<Omit<MonitorSettings, 'timezone'>> = {
   intl_per_minute: { warning: 4, critical: 8 },
   intl_per_hour: { warning: 30, critical: 60 },
-  rate_spike: { min_calls: 10, warning: 4, critical: 8 },
+  rate_spike: { min_calls: 15, warning: 4, critical: 12 },
   concurrent_intl: { warning: 4, critical: 8 },
   same_destination: { ignore_last_digits: 2, warning: 4, critical: 6 },
   distinct_destinations: { window_minutes: 10, warning: 5, critical: 8 },
   high_risk_attempts: { window_minutes: 60, warning: 2, critical: 3 },
   new_country: { lookback_days: 30, window_minutes: 60, warning: 2, critical: 4 },
   dormant: { idle_days: 21, level: 'warning' },
-  off_hours: { night_from: '22:00', night_to: '07:00', weekends: true, window_minutes: 60, warning: 3, critical: 5 },
+  off_hours: { night_from: '22:00', night_to: '07:00', weekends: true, window_minutes: 60, warning: 4, critical: 8 },
   long_call: { international_minutes: { warning: 90, critical: 240 }, high_risk_allowed_minutes: { warning: 30, critical: 90 } },
   repeat_warning_minutes: 60,
 };

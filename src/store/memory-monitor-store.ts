@@ -123,7 +123,8 @@ export class MemoryMonitorStore implements MonitorStore {
     for (const s of seen) {
       const key = `${s.account}\0${s.region}`;
       const old = this.regions.get(key);
-      if (!old || old.lastSeen < s.lastSeen) this.regions.set(key, { ...s });
+      const keep = s.region.startsWith('#') ? !old || s.lastSeen < old.lastSeen : !old || old.lastSeen < s.lastSeen;
+      if (keep) this.regions.set(key, { ...s });
     }
     if (seen.length > 0) this.changes++;
   }

@@ -79,7 +79,11 @@ export type OutboxMessage = OutboxItem & {
 
 export interface RegionSeen {
   account: string;
-  /** Destination region (calling code, NANP area code): see monitor/region.ts. */
+  /**
+   * Destination region (calling code, NANP area code: see monitor/region.ts), or a number range
+   * marked with a leading '#' ("#+4470123456"). For regions the latest time is kept (last seen);
+   * for ranges the earliest (first called).
+   */
   region: string;
   lastSeen: number;
 }

@@ -236,7 +236,7 @@ export class SqliteMonitorStore implements MonitorStore {
   recordRegions(seen: RegionSeen[]): void {
     if (seen.length === 0) return;
     const up = this.db.prepare(
-      'INSERT INTO monitor_regions_seen (account, region, last_seen) VALUES (?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)',
+      `INSERT INTO monitor_regions_seen (account, region, last_seen) VALUES (?, ?, ?) ON CONFLICT (account, region) DO UPDATE SET last_seen = CASE WHEN substr(region, 1, 1) = '#' THEN MIN(last_seen, excluded.last_seen) ELSE MAX(last_seen, excluded.last_seen) END`,
     );
     this.db.transaction(() => {
       for (const s of seen) up.run(s.account, s.region, s.lastSeen);

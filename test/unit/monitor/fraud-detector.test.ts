@@ -80,6 +80,12 @@ describe('destinations', () => {
     expect(found[3][0].detail).toContain('+4470123456xx');
   });
 
+  it('does not count a run to a number range the account has called for more than a day (an office calling its branch)', () => {
+    const d = detector({ same_destination: { ignore_last_digits: 2, critical: 3 } });
+    d.seedRegion('a', '#+4470123456', NOON - 3 * 86_400_000);
+    for (let i = 0; i < 10; i++) expect(d.attempt(call(NOON + i * MIN, '+447012345601'))).toEqual([]);
+  });
+
   it('a different destination breaks the run', () => {
     const d = detector({ same_destination: { ignore_last_digits: 2, critical: 3 } });
     d.attempt(call(NOON, '+447012345601'));
@@ -117,7 +123,9 @@ describe('destinations', () => {
     d.attempt(call(NOON + 1, '+61299990001'));
     d.attempt(call(NOON + 2, '+18765550123'));
     expect(d.drainLearned()).toEqual([
+      { account: 'a', region: '#+612999900', lastSeen: NOON }, // number range (default ignore_last_digits 2), first called
       { account: 'a', region: '+61', lastSeen: NOON },
+      { account: 'a', region: '#+187655501', lastSeen: NOON + 2 },
       { account: 'a', region: '+1876', lastSeen: NOON + 2 },
     ]);
     expect(d.drainLearned()).toEqual([]);

@@ -89,6 +89,12 @@ describe.each(implementations)('%s MonitorStore', (_name, make) => {
     ]);
   });
 
+  it('keeps the first time a number range (marked #) was called', () => {
+    store.recordRegions([{ account: 'a', region: '#+4470123456', lastSeen: 100 }]);
+    store.recordRegions([{ account: 'a', region: '#+4470123456', lastSeen: 200 }]);
+    expect(store.seenRegions()).toEqual([{ account: 'a', region: '#+4470123456', lastSeen: 100 }]);
+  });
+
   it('changes its change token on every write', () => {
     const t0 = store.changeToken();
     store.block(req());
