@@ -16,6 +16,7 @@ import type { RuleStore } from '../rules/rule-store';
 import type { CallControl, CallObserver, DecisionEvent } from '../sip/call-events';
 import type { GuardPolicy } from '../sip/guard-policy';
 import type { MonitorStore } from '../store/monitor-store';
+import { startAdminApi } from '../admin/http-api';
 import { SqliteMonitorStore } from '../store/sqlite-monitor-store';
 import { openDatabase, storePath } from '../store/sqlite';
 import { FraudDetector } from './fraud-detector';
@@ -125,7 +126,8 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
       log.error({ message: `fraud monitor: ${what} failed`, error: err instanceof Error ? err.stack : String(err) });
     }
   };
-  const pollTimer = setInterval(guarded('store poll', () => blocks.poll()), o.pollMs ?? 250);
+  // A change from the CLI may have queued notifications (a block by hand): deliver them now.
+  const pollTimer = setInterval(guarded('store poll', () => blocks.poll() && flush()), o.pollMs ?? 250);
   const tickTimer = setInterval(
     guarded('tick', () => {
       const findings = detector.tick(Date.now());
@@ -139,6 +141,11 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   tickTimer.unref();
   flush(); // anything left unsent by a previous run
 
+  // Read at start, like the SIP sockets: a reload that changes admin_api takes effect on restart.
+  const api = rules.guard.admin_api
+    ? startAdminApi({ config: rules.guard.admin_api, store, rules: () => rules, log, changed: () => blocks.poll() && flush() })
+    : undefined;
+
   log.info({ message: 'fraud monitor started', detection: rules.monitor.enabled ? 'on' : 'off (no monitor.yaml)', blocks: store.activeBlocks().length, pendingNotifications: store.unsentOutbox().length });
 
   return {
@@ -149,6 +156,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
     async stop() {
       clearInterval(pollTimer);
       clearInterval(tickTimer);
+      await api?.close();
       o.rules.off('swapped', onSwap);
       store.recordRegions(detector.drainLearned());
       await outbox.idle().catch((err: unknown) => log.error({ message: 'notification outbox failed', error: String(err) }));

@@ -65,15 +65,15 @@ export class TollBlockKeeper {
     return created;
   }
 
-  /** Follows changes other processes made to the store (CLI block/unblock). */
-  poll(): void {
+  /** Follows changes other processes made to the store (CLI block/unblock); true when the store changed at all. */
+  poll(): boolean {
     const token = this.store.changeToken();
-    if (token === this.token) return;
+    if (token === this.token) return false;
     this.token = token;
     const next = new Map(this.store.activeBlocks().map((b) => [b.account, b]));
     const added = [...next.keys()].filter((a) => !this.blocked.has(a));
     const lifted = [...this.blocked.keys()].filter((a) => !next.has(a));
-    if (added.length === 0 && lifted.length === 0) return;
+    if (added.length === 0 && lifted.length === 0) return true;
     this.blocked = next;
     this.core.setTollBlocked(new Set(next.keys()));
     for (const a of added) {
@@ -85,6 +85,7 @@ export class TollBlockKeeper {
       this.log.info({ message: 'toll block lifted', account: a, source: 'store' });
       this.onLifted(a);
     }
+    return true;
   }
 
   /** After the current call's processing, so an INVITE being admitted right now is torn down too. */

@@ -4,7 +4,7 @@
  * into the fast lookup structures of CompiledRules. Optional fields are documented in the README.
  */
 
-import type { MonitorFile, NotifyConfig } from './monitor-schema';
+import type { AdminApiConfig, MonitorFile, NotifyConfig } from './monitor-schema';
 
 /** "udp:127.0.0.1:5060", "tcp:[::1]:5060" (TLS comes later). */
 export type ListenSpec = string;
@@ -52,6 +52,8 @@ export interface GuardConfig {
   };
   /** Where the fraud monitor's emails and webhooks go (rules/monitor-schema.ts). */
   notify?: NotifyConfig;
+  /** Loopback HTTP API for password resets, blocks and unblocks (rules/monitor-schema.ts). */
+  admin_api?: AdminApiConfig;
 }
 
 export interface AccountLimits {

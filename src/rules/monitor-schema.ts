@@ -165,3 +165,25 @@ export const notifySchema = strict(
 );
 
 export type NotifyConfig = z.output<typeof notifySchema>;
+
+// ---------------------------------------------------------------------------------------------
+// guard.yaml: admin_api
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost):(\d{1,5})$/;
+
+/**
+ * The admin HTTP API (password resets, blocks, unblocks, status) listens on loopback only: it is
+ * for the carrier's own provisioning scripts on the same host, not for the network.
+ */
+export const adminApiSchema = strict(
+  {
+    listen: z
+      .string({ error: 'expected a loopback address and port such as 127.0.0.1:8089' })
+      .regex(LOOPBACK, { error: 'expected a loopback address and port such as 127.0.0.1:8089 (the admin API is not exposed beyond this host)' }),
+    /** When set, requests must carry "Authorization: Bearer <value of this environment variable>". */
+    token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'expected an environment variable name such as TOLLGUARD_ADMIN_TOKEN' }).optional(),
+  },
+  'a mapping with listen and optionally token_env',
+);
+
+export type AdminApiConfig = z.output<typeof adminApiSchema>;

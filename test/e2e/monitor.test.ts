@@ -23,6 +23,7 @@ const GUARD = 18060;
 const CORE = 18080;
 const SMTP = 18025;
 const HOOK = 18090;
+const ADMIN = 18070;
 let nextPort = 18100;
 let nextMedia = 18300;
 const S = (name: string): string => path.resolve(__dirname, 'scenarios', name);
@@ -49,6 +50,7 @@ notify:
   noc: noc@carrier.example
   webhook_url: http://127.0.0.1:${HOOK}/tickets
   support: support@carrier.example
+admin_api: { listen: 127.0.0.1:${ADMIN} }
 `;
 const ACCOUNTS_YAML = `
 defaults:
@@ -294,6 +296,32 @@ describe('a compromised account pumping international calls at night', () => {
     expect(status).toMatch(/^victim: not blocked/);
     expect(status).toMatch(/unblock by alice/);
     expect(status).toMatch(/password_reset by cli:helpdesk/);
+  });
+
+  it('a block by hand (CLI) reaches the running guard within a second and is emailed; the admin API records a password reset and unblocks', async () => {
+    const t0 = Date.now();
+    const blocked = cli('block', 'victim', '--reason', 'customer reported a stolen desk phone', '--by', 'ops');
+    expect(blocked.status).toBe(0);
+    await guard.waitForLog((l) => l.message === 'toll block applied' && l.account === 'victim' && l.by === 'ops', 3000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const r = await runSipp(sippCall('guard/uac-expect-403.xml', 'victim', '0061299990004'));
+    expect(r.stats.successful).toBe(1);
+    expect(decisionsOf('victim').at(-1)).toMatchObject({ rule: 'toll_block' });
+    const mail = await until('the email for the block by hand', () => mails.find((m) => m.data.includes('customer reported a stolen desk phone')));
+    expect(mail.to.sort()).toEqual(['noc@carrier.example', 'pbx-admin@victim.example']);
+
+    const api = (method: string, p: string, body?: unknown) =>
+      fetch(`http://127.0.0.1:${ADMIN}${p}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const refused = await api('POST', '/accounts/victim/unblock', { by: 'portal' });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/^Refused: account victim was blocked at/);
+    expect((await api('POST', '/accounts/victim/password-reset', { by: 'portal' })).status).toBe(200);
+    expect((await api('POST', '/accounts/victim/unblock', { by: 'portal' })).status).toBe(200);
+    await guard.waitForLog((l) => l.message === 'toll block lifted' && l.account === 'victim' && guard.logs.indexOf(l) > guard.logs.findIndex((x) => x.by === 'ops'), 3000);
+    const state = (await (await api('GET', '/accounts/victim')).json()) as { block: unknown; audit: Array<{ action: string; actor: string }> };
+    expect(state.block).toBeNull();
+    expect(state.audit.slice(0, 3).map((a) => `${a.action} ${a.actor}`)).toEqual(['unblock api:portal', 'password_reset api:portal', 'block cli:ops']);
+    expect((await api('GET', '/accounts/nobody')).status).toBe(404);
   });
 
   it('ended the core\'s side of the live international call with a BYE as well', async () => {
