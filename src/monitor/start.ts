@@ -20,6 +20,7 @@ import { startAdminApi } from '../admin/http-api';
 import { SqliteMonitorStore } from '../store/sqlite-monitor-store';
 import { openDatabase, storePath } from '../store/sqlite';
 import { FraudDetector } from './fraud-detector';
+import { MONITOR_OFF, type CompiledMonitor } from './thresholds';
 import { blockNotifications, warningNotifications } from './messages';
 import { OutboxSender, type PostJson, type SendMail } from './outbox-sender';
 import { TollBlockKeeper } from './toll-blocks';
@@ -53,9 +54,10 @@ export interface RunningMonitor {
 export function startMonitor(o: MonitorOptions): RunningMonitor {
   const log = o.logger;
   let rules: CompiledRules = o.rules.current;
+  const monitorOf = (r: CompiledRules): CompiledMonitor => r.monitor ?? MONITOR_OFF;
   const store = o.store ?? new SqliteMonitorStore(openDatabase(storePath(rules.guard.store?.path)));
   const detector = new FraudDetector({
-    thresholds: (id) => rules.monitor.forAccount(id),
+    thresholds: (id) => monitorOf(rules).forAccount(id),
     maxCallMs: (rules.guard.sip.max_call_seconds ?? 14_400) * 1000,
   });
   for (const r of store.seenRegions()) detector.seedRegion(r.account, r.region, r.lastSeen);
@@ -68,7 +70,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
 
   const onSwap = (next: CompiledRules): void => {
     rules = next;
-    detector.setThresholds((id) => next.monitor.forAccount(id));
+    detector.setThresholds((id) => monitorOf(next).forAccount(id));
   };
   o.rules.on('swapped', onSwap);
 
@@ -96,7 +98,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   const observer: CallObserver = {
     decided(e: DecisionEvent) {
       const v = e.verdict;
-      if (!rules.monitor.enabled || v.international !== true || v.account === undefined || v.normalised === undefined) return;
+      if (!monitorOf(rules).enabled || v.international !== true || v.account === undefined || v.normalised === undefined) return;
       if (v.account === UNKNOWN_ACCOUNT_ID || NOT_MONITORED.has(v.rule)) return;
       const ev: AttemptEvent = {
         callId: e.callId,
@@ -131,7 +133,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   const tickTimer = setInterval(
     guarded('tick', () => {
       const findings = detector.tick(Date.now());
-      if (rules.monitor.enabled) act(findings);
+      if (monitorOf(rules).enabled) act(findings);
       store.recordRegions(detector.drainLearned());
       flush();
     }),
@@ -146,7 +148,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
     ? startAdminApi({ config: rules.guard.admin_api, store, rules: () => rules, log, changed: () => blocks.poll() && flush() })
     : undefined;
 
-  log.info({ message: 'fraud monitor started', detection: rules.monitor.enabled ? 'on' : 'off (no monitor.yaml)', blocks: store.activeBlocks().length, pendingNotifications: store.unsentOutbox().length });
+  log.info({ message: 'fraud monitor started', detection: monitorOf(rules).enabled ? 'on' : 'off (no monitor.yaml)', blocks: store.activeBlocks().length, pendingNotifications: store.unsentOutbox().length });
 
   return {
     detector,

@@ -145,3 +145,9 @@ export function compileMonitor(
   }
   return { enabled: file !== undefined, defaults, forAccount: (id) => byAccount.get(id) ?? defaults };
 }
+
+/** Built-in thresholds with detection off: what a CompiledRules without `monitor` means. */
+export const MONITOR_OFF: CompiledMonitor = (() => {
+  const m = compileMonitor(undefined, new Map(), 'NZ', () => undefined);
+  return { enabled: false, defaults: m.defaults, forAccount: () => m.defaults };
+})();

@@ -71,8 +71,12 @@ export interface CompiledRules {
   readonly unknownAccount: CompiledAccount;
   readonly highRisk: PrefixTrie<HighRiskMatch>;
   readonly responses: Readonly<Record<RejectClass, RejectResponse>>;
-  /** The fraud monitor's thresholds per account (rules/monitor.yaml over built-in defaults). */
-  readonly monitor: CompiledMonitor;
+  /**
+   * The fraud monitor's thresholds per account (rules/monitor.yaml over built-in defaults).
+   * Optional so that hand-built CompiledRules (tests, other front ends) need not provide it;
+   * compileRules() always does.
+   */
+  readonly monitor?: CompiledMonitor;
   accountIds(): string[];
   account(id: string): CompiledAccount | undefined;
 }

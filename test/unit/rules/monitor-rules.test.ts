@@ -25,19 +25,19 @@ afterEach(() => removeDir(dir));
 describe('rules/monitor.yaml', () => {
   it('is optional: without it detection is off and the built-in thresholds are compiled anyway', () => {
     const r = compile(dir);
-    expect(r.monitor.enabled).toBe(false);
-    expect(r.monitor.forAccount('acme').highRiskAttempts.critical).toBe(3);
+    expect(r.monitor!.enabled).toBe(false);
+    expect(r.monitor!.forAccount('acme').highRiskAttempts.critical).toBe(3);
   });
 
   it('the shipped file validates, switches detection on, and overrides acme field by field', () => {
     writeMonitor(dir, fs.readFileSync(path.join(SHIPPED, 'monitor.yaml'), 'utf8'));
     const r = compile(dir);
-    expect(r.monitor.enabled).toBe(true);
-    const acme = r.monitor.forAccount('acme');
+    expect(r.monitor!.enabled).toBe(true);
+    const acme = r.monitor!.forAccount('acme');
     expect(acme.intlPerMinute).toEqual({ warning: 10, critical: 20 });
     expect(acme.offHours.weekends).toBe(false);
     expect(acme.offHours.nightFrom).toBe(22 * 60); // inherited from defaults
-    expect(r.monitor.forAccount('bob').intlPerMinute).toEqual({ warning: 4, critical: 8 });
+    expect(r.monitor!.forAccount('bob').intlPerMinute).toEqual({ warning: 4, critical: 8 });
     expect(acme.timezone).toBe('Pacific/Auckland'); // from the account's country (home NZ)
   });
 
@@ -53,7 +53,7 @@ describe('rules/monitor.yaml', () => {
 
   it('a warning inherited above an account\'s lowered critical level is no error (it just never fires)', () => {
     writeMonitor(dir, 'defaults:\n  high_risk_attempts: { warning: 2 }\naccounts:\n  bob:\n    high_risk_attempts: { critical: 1 }\n');
-    expect(compile(dir).monitor.forAccount('bob').highRiskAttempts).toMatchObject({ warning: 2, critical: 1 });
+    expect(compile(dir).monitor!.forAccount('bob').highRiskAttempts).toMatchObject({ warning: 2, critical: 1 });
   });
 
   it('an override for an account that does not exist is an error at its line', () => {
@@ -64,8 +64,8 @@ describe('rules/monitor.yaml', () => {
   it('false switches off a level the defaults set', () => {
     writeMonitor(dir, 'defaults:\n  intl_per_minute: { warning: false }\naccounts:\n  bob: { intl_per_minute: { critical: false } }\n');
     const r = compile(dir);
-    expect(r.monitor.forAccount('acme').intlPerMinute).toEqual({ warning: Infinity, critical: 8 });
-    expect(r.monitor.forAccount('bob').intlPerMinute).toEqual({ warning: Infinity, critical: Infinity });
+    expect(r.monitor!.forAccount('acme').intlPerMinute).toEqual({ warning: Infinity, critical: 8 });
+    expect(r.monitor!.forAccount('bob').intlPerMinute).toEqual({ warning: Infinity, critical: Infinity });
   });
 
   it('is hot-reloaded with the other rule files', () => {
@@ -74,10 +74,10 @@ describe('rules/monitor.yaml', () => {
     try {
       writeMonitor(dir, 'defaults: { intl_per_minute: { critical: 3 } }\n');
       expect(store.reload('test')).toEqual({ ok: true });
-      expect(store.current.monitor.forAccount('acme').intlPerMinute.critical).toBe(3);
+      expect(store.current.monitor!.forAccount('acme').intlPerMinute.critical).toBe(3);
       writeMonitor(dir, 'defaults: { intl_per_minute: { critical: -1 } }\n');
       expect(store.reload('test').ok).toBe(false);
-      expect(store.current.monitor.forAccount('acme').intlPerMinute.critical).toBe(3); // the last good rules stay
+      expect(store.current.monitor!.forAccount('acme').intlPerMinute.critical).toBe(3); // the last good rules stay
     } finally {
       store.close();
     }
