@@ -30,6 +30,8 @@ export interface AdminApiOptions {
 }
 
 const MAX_BODY = 16 * 1024;
+/** A few requests a day: no keep-alive, so stop() never waits on (or leaves clients holding) idle sockets. */
+const JSON_HEADERS = { 'content-type': 'application/json', connection: 'close' };
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -124,12 +126,12 @@ export function startAdminApi(o: AdminApiOptions): { server: http.Server; close(
 
   const server = http.createServer((req, res) => {
     handle(req).then(
-      ({ status, body }) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+      ({ status, body }) => res.writeHead(status, JSON_HEADERS).end(JSON.stringify(body)),
       (err: unknown) => {
         const status = err instanceof HttpError ? err.status : 500;
         const message = err instanceof Error ? err.message : String(err);
         if (status === 500) o.log.error({ message: 'admin API request failed', method: req.method, url: req.url, error: err instanceof Error ? err.stack : message });
-        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
+        res.writeHead(status, JSON_HEADERS).end(JSON.stringify({ error: message }));
       },
     );
   });
@@ -140,6 +142,10 @@ export function startAdminApi(o: AdminApiOptions): { server: http.Server; close(
   server.listen(port, host, () => o.log.info({ message: 'admin API listening', listen: o.config.listen }));
   return {
     server,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
