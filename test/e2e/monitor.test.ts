@@ -281,12 +281,12 @@ describe('a compromised account pumping international calls at night', () => {
 
     const reset = cli('password-reset', 'victim', '--by', 'helpdesk');
     expect(reset.status).toBe(0);
-    const t0 = Date.now();
     const ok = cli('unblock', 'victim', '--by', 'alice');
+    const committed = Date.now(); // the CLI has exited: its change is in the database
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
     await guard.waitForLog((l) => l.message === 'toll block lifted' && l.account === 'victim', 3000);
-    expect(Date.now() - t0).toBeLessThan(1000 + 500); // CLI process exit + one poll (250 ms)
+    expect(Date.now() - committed).toBeLessThan(1000); // the guard polls every 250 ms
 
     const r = await runSipp(sippCall('guard/uac-answered.xml', 'victim', '0061299990003'));
     expect(r.stats.successful).toBe(1);
@@ -299,11 +299,11 @@ describe('a compromised account pumping international calls at night', () => {
   });
 
   it('a block by hand (CLI) reaches the running guard within a second and is emailed; the admin API records a password reset and unblocks', async () => {
-    const t0 = Date.now();
     const blocked = cli('block', 'victim', '--reason', 'customer reported a stolen desk phone', '--by', 'ops');
+    const committed = Date.now();
     expect(blocked.status).toBe(0);
     await guard.waitForLog((l) => l.message === 'toll block applied' && l.account === 'victim' && l.by === 'ops', 3000);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - committed).toBeLessThan(1000);
     const r = await runSipp(sippCall('guard/uac-expect-403.xml', 'victim', '0061299990004'));
     expect(r.stats.successful).toBe(1);
     expect(decisionsOf('victim').at(-1)).toMatchObject({ rule: 'toll_block' });
