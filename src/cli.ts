@@ -4,6 +4,7 @@ import { checkRules } from './rules/check';
 import { startGuard } from './serve-drachtio';
 import { createLogger } from './log';
 import { RulesError } from './rules/config-types';
+import { registerAccountCommands } from './admin/account-commands';
 
 const program = new Command();
 program.name('tollguard').description('SIP toll-fraud guard: an inline INVITE guard in front of a SIP core');
@@ -63,6 +64,8 @@ program
     for (const p of result.problems) process.stderr.write(`${p.at}: ${p.message}\n`);
     process.exitCode = 1;
   });
+
+registerAccountCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`tollguard: ${err instanceof Error ? err.message : String(err)}\n`);

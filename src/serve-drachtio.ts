@@ -9,6 +9,7 @@ import { DrachtioFrontEnd } from './sip/drachtio/front-end';
 import { newSrf, type Srf } from './sip/drachtio/srf-types';
 import type { CallControl } from './sip/call-events';
 import { serve, type RunningGuard, type ServeOptions } from './serve';
+import { startMonitor, type RunningMonitor } from './monitor/start';
 
 /** Command-line overrides of guard.yaml's drachtio section. */
 export interface DrachtioFlags {
@@ -33,6 +34,8 @@ export interface RunningDrachtioGuard {
   calls: CallControl;
   core: GuardCore;
   store: RuleStore;
+  /** The fraud monitor, the same as behind the embedded proxy. */
+  monitor: RunningMonitor;
   stop(): Promise<void>;
 }
 
@@ -79,7 +82,14 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     // the sip.max_call_seconds backstop.
     logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
   }
-  await frontEnd.start();
+  // Before the first call: the toll blocks in the store must be in force from the start.
+  const monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger });
+  try {
+    await frontEnd.start();
+  } catch (err) {
+    await monitor.stop();
+    throw err;
+  }
   if (opts.watch !== false) store.watch();
   const onHangup = (): void => {
     store.reload('SIGHUP');
@@ -102,12 +112,14 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     calls: frontEnd,
     core,
     store,
+    monitor,
     async stop() {
       if (stopped) return;
       stopped = true;
       process.off('SIGHUP', onHangup);
       store.close();
       await frontEnd.stop();
+      await monitor.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };

@@ -7,6 +7,7 @@ import type { CallControl } from './sip/call-events';
 import { EmbeddedCallControl } from './sip/embedded-call-control';
 import { GuardPolicy } from './sip/guard-policy';
 import { SipProxy } from './sip/proxy';
+import { startMonitor, type RunningMonitor } from './monitor/start';
 
 export interface ServeOptions {
   rulesDir: string;
@@ -28,6 +29,8 @@ export interface RunningGuard {
   policy: GuardPolicy;
   /** Live admitted calls and their teardown. */
   calls: CallControl;
+  /** The fraud monitor (toll blocks, notifications). */
+  monitor?: RunningMonitor;
   stop(): Promise<void>;
 }
 
@@ -60,8 +63,15 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     policy,
     logger,
   });
-  await proxy.start();
   const calls = new EmbeddedCallControl(policy, proxy);
+  // Before the first call: the toll blocks in the store must be in force from the start.
+  const monitor = startMonitor({ rules: store, core, policy, calls, logger });
+  try {
+    await proxy.start();
+  } catch (err) {
+    await monitor.stop();
+    throw err;
+  }
   if (opts.watch !== false) store.watch();
 
   const onHangup = (): void => {
@@ -84,12 +94,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     store,
     policy,
     calls,
+    monitor,
     async stop() {
       if (stopped) return;
       stopped = true;
       process.off('SIGHUP', onHangup);
       store.close();
       await proxy.stop();
+      await monitor.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };

@@ -8,6 +8,7 @@ import {
 import { CallLedger, type LiveCounter } from './call-ledger';
 import { FAMILY_NONE, parseIp } from './ip';
 import { RATE_OK, RATE_SECOND, RateLimiter, type RateState } from './rate-limiter';
+import { possibleMisdial } from './misdial';
 import type { CallAttempt, RuleId, Verdict } from './types';
 
 /**
@@ -158,7 +159,7 @@ export class GuardCore {
       }
       const risk = r.highRisk.lookup(e164);
       if (risk !== undefined && (account.allowDestinations === null || !account.allowDestinations.matches(e164))) {
-        return verdict('high_risk', r.responses.high_risk, risk.detail, account.id, e164, international);
+        return this.highRisk(r, account, a, risk.detail, e164, international);
       }
     }
 
@@ -230,6 +231,15 @@ export class GuardCore {
     if (rate !== undefined) this.limiter.commit(rate, limits.callsPerSecond, limits.callsPerMinute, a.now);
     this.ledger.take(a.callId, counter, a.now);
     return null;
+  }
+
+  /** A high-risk refusal; when the digits look like a misdialled domestic number it says so (core/misdial.ts). */
+  private highRisk(r: CompiledRules, account: CompiledAccount, a: CallAttempt, detail: string, e164: string, international: boolean): Verdict {
+    const meant = possibleMisdial(a.dialled, account.dialPlan.country);
+    if (meant === undefined) return verdict('high_risk', r.responses.high_risk, detail, account.id, e164, international);
+    const v = verdict('high_risk', r.responses.high_risk, `possible misdial of ${meant}: ${detail}`, account.id, e164, international);
+    v.misdial = meant;
+    return v;
   }
 
   private sourceRejected(ip: string, family: number): Verdict {

@@ -54,4 +54,9 @@ export interface Verdict {
   normalised?: string;
   /** True when the destination is outside the account's country; undefined if not decided yet. */
   international?: boolean;
+  /**
+   * Rule high_risk only: the domestic number the caller probably meant when the high-risk number
+   * looks like a misdialled prefix (core/misdial.ts). The fraud monitor forgives one such attempt.
+   */
+  misdial?: string;
 }

@@ -14,6 +14,7 @@ import {
   type RuleProblem,
   type RuleSet,
 } from './config-types';
+import { compileMonitor, type CompiledMonitor } from '../monitor/thresholds';
 
 /**
  * Turns a validated RuleSet into the lookup structures GuardCore reads per call. Every cost that
@@ -78,6 +79,12 @@ export interface CompiledRules {
   readonly unknownAccount: CompiledAccount;
   readonly highRisk: PrefixTrie<HighRiskMatch>;
   readonly responses: Readonly<Record<RejectClass, RejectResponse>>;
+  /**
+   * The fraud monitor's thresholds per account (rules/monitor.yaml over built-in defaults).
+   * Optional so that hand-built CompiledRules (tests, other front ends) need not provide it;
+   * compileRules() always does.
+   */
+  readonly monitor?: CompiledMonitor;
   accountIds(): string[];
   account(id: string): CompiledAccount | undefined;
 }
@@ -344,6 +351,11 @@ export function compileRules(set: RuleSet): CompiledRules {
   });
   highRisk.trim();
 
+  const accountCountry = new Map([...accounts.values()].map((a) => [a.id, a.dialPlan.country]));
+  const monitor = compileMonitor(set.monitor, accountCountry, String(guard.home_country).toUpperCase(), (path, message) =>
+    problems.add('monitor', path, message),
+  );
+
   if (problems.list.length > 0) throw new RulesError(problems.list);
 
   const responses = fillResponses(guard.responses);
@@ -375,6 +387,7 @@ export function compileRules(set: RuleSet): CompiledRules {
     unknownAccount,
     highRisk,
     responses,
+    monitor,
     accountIds: () => [...accounts.keys()],
     account: (id) => accounts.get(id),
   };

@@ -4,6 +4,8 @@
  * into the fast lookup structures of CompiledRules. Optional fields are documented in the README.
  */
 
+import type { AdminApiConfig, MonitorFile, NotifyConfig } from './monitor-schema';
+
 /** "udp:127.0.0.1:5060", "tcp:[::1]:5060" (TLS comes later). */
 export type ListenSpec = string;
 
@@ -81,6 +83,10 @@ export interface GuardConfig {
     /** SQLite database file; relative paths are relative to the working directory. Default state/tollguard.db. */
     path?: string;
   };
+  /** Where the fraud monitor's emails and webhooks go (rules/monitor-schema.ts). */
+  notify?: NotifyConfig;
+  /** Loopback HTTP API for password resets, blocks and unblocks (rules/monitor-schema.ts). */
+  admin_api?: AdminApiConfig;
 }
 
 export interface AccountLimits {
@@ -130,7 +136,7 @@ export interface HighRiskEntry {
   name: string;
 }
 
-export type RuleFile = 'guard' | 'accounts' | 'high-risk';
+export type RuleFile = 'guard' | 'accounts' | 'high-risk' | 'monitor';
 
 /** Everything read from one rules directory, validated but not yet compiled. */
 export interface RuleSet {
@@ -138,6 +144,8 @@ export interface RuleSet {
   guard: GuardConfig;
   accounts: AccountsFile;
   highRisk: HighRiskEntry[];
+  /** rules/monitor.yaml; undefined when the file is absent (built-in thresholds apply). */
+  monitor?: MonitorFile;
   /**
    * Where a value came from, for errors found after validation (duplicates, unknown country):
    * returns "rules/accounts.yaml:12" for ('accounts', ['accounts', 'bob', 'users', 1]).

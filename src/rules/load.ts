@@ -13,11 +13,13 @@ import { Document, LineCounter, Node as YamlNode, isAlias, isMap, isNode, isScal
 import type { z } from 'zod';
 import { RulesError, type RuleFile, type RuleProblem, type RuleSet } from './config-types';
 import { accountsSchema, guardSchema, highRiskSchema } from './schema';
+import { monitorFileSchema } from './monitor-schema';
 
 export const RULE_FILES: Readonly<Record<RuleFile, string>> = {
   guard: 'guard.yaml',
   accounts: 'accounts.yaml',
   'high-risk': 'high-risk-destinations.yaml',
+  monitor: 'monitor.yaml',
 };
 
 type Path = ReadonlyArray<string | number>;
@@ -38,6 +40,9 @@ export function loadRuleSet(dir: string): RuleSet {
   const guard = readFile(dir, 'guard', guardSchema, problems, files);
   const accounts = readFile(dir, 'accounts', accountsSchema, problems, files, quoteUsers);
   const highRisk = readFile(dir, 'high-risk', highRiskSchema, problems, files);
+  // Optional: without it the monitor runs on its built-in thresholds.
+  const monitor = fs.existsSync(path.join(dir, RULE_FILES.monitor)) ? readFile(dir, 'monitor', monitorFileSchema, problems, files) : undefined;
+  files.monitor ??= { display: path.join(dir, RULE_FILES.monitor) };
 
   if (problems.length > 0 || guard === undefined || accounts === undefined || highRisk === undefined) {
     throw new RulesError(sortProblems(problems));
@@ -47,6 +52,7 @@ export function loadRuleSet(dir: string): RuleSet {
     guard,
     accounts,
     highRisk,
+    monitor,
     where: (file, p) => {
       const f = files[file];
       return f.doc && f.lines ? `${f.display}:${lineOf(f.doc, f.lines, p)}` : f.display;

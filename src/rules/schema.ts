@@ -27,6 +27,7 @@ import type {
   HighRiskEntry,
   ResponseSpec,
 } from './config-types';
+import { adminApiSchema, notifySchema } from './monitor-schema';
 
 // ---------------------------------------------------------------------------------------------
 // Strict objects with "did you mean" suggestions
@@ -429,6 +430,8 @@ export const guardSchema = strict(
       },
       'a mapping with path',
     ).optional(),
+    notify: notifySchema.optional(),
+    admin_api: adminApiSchema.optional(),
   },
   'a mapping with sip, home_country, allowed_sources and unknown_caller',
 );
