@@ -3,6 +3,7 @@
  * The zod schemas in rules/schema.ts produce exactly these types; core/compile.ts turns them
  * into the fast lookup structures of CompiledRules. Optional fields are documented in the README.
  */
+import type { BlocklistEntry, DefenseFile, Fingerprint } from './defense-schema';
 
 /** "udp:127.0.0.1:5060", "tcp:[::1]:5060" (TLS comes later). */
 export type ListenSpec = string;
@@ -36,6 +37,11 @@ export interface GuardConfig {
   /** ISO 3166 alpha-2 of the dial plan used to read numbers (NZ, US, AU, GB, ...). */
   home_country: string;
   allowed_sources: string[];
+  /**
+   * The allowed_sources entries written as `{ cidr, trusted: true }`: exempt from the attack-source
+   * defense's bans and flood counting. Derived by the schema; absent when none is marked.
+   */
+  trusted_sources?: string[];
   unknown_caller: 'reject' | 'allow';
   responses?: Partial<Record<RejectClass, ResponseSpec>>;
   log?: {
@@ -89,7 +95,7 @@ export interface HighRiskEntry {
   name: string;
 }
 
-export type RuleFile = 'guard' | 'accounts' | 'high-risk';
+export type RuleFile = 'guard' | 'accounts' | 'high-risk' | 'defense' | 'fingerprints' | 'blocklist';
 
 /** Everything read from one rules directory, validated but not yet compiled. */
 export interface RuleSet {
@@ -97,6 +103,12 @@ export interface RuleSet {
   guard: GuardConfig;
   accounts: AccountsFile;
   highRisk: HighRiskEntry[];
+  /** rules/defense.yaml, when present (absent: the attack-source defense is off). */
+  defense?: DefenseFile;
+  /** rules/scanner-fingerprints.yaml, when present. */
+  fingerprints?: Fingerprint[];
+  /** rules/blocklist.txt, when present. */
+  blocklist?: BlocklistEntry[];
   /**
    * Where a value came from, for errors found after validation (duplicates, unknown country):
    * returns "rules/accounts.yaml:12" for ('accounts', ['accounts', 'bob', 'users', 1]).
