@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --single-threaded-gc
 import { Command, InvalidArgumentError } from 'commander';
+import { registerBanCommands } from './admin/ban-commands';
 import { checkRules } from './rules/check';
 import { serve } from './serve';
 import { createLogger } from './log';
@@ -59,6 +60,8 @@ program
     for (const p of result.problems) process.stderr.write(`${p.at}: ${p.message}\n`);
     process.exitCode = 1;
   });
+
+registerBanCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`tollguard: ${err instanceof Error ? err.message : String(err)}\n`);

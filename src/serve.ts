@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
+import { startDefense, type DefenseHandle } from './defense/start';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import { RuleStore } from './rules/rule-store';
@@ -16,6 +17,8 @@ export interface ServeOptions {
   logger?: Logger;
   /** Watch rules/ for edits (default true). */
   watch?: boolean;
+  /** Overrides guard.yaml store.path (the SQLite file of bans and blocks). */
+  stateFile?: string;
 }
 
 export interface RunningGuard {
@@ -26,6 +29,8 @@ export interface RunningGuard {
   policy: GuardPolicy;
   /** Live admitted calls and their teardown. */
   calls: CallControl;
+  /** The attack-source defense (bans, scanners, floods, cracking, APIBAN). */
+  defense?: DefenseHandle;
   stop(): Promise<void>;
 }
 
@@ -51,6 +56,9 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     warnAboutRestartOnlySettings(logger, opts, previous, next);
   });
 
+  // Before the sockets open, so stored bans hold from the first packet.
+  const defense = startDefense({ policy, rules: store, logger, stateFile: opts.stateFile });
+
   const proxy = new SipProxy({
     listen,
     upstream,
@@ -58,7 +66,12 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     policy,
     logger,
   });
-  await proxy.start();
+  try {
+    await proxy.start();
+  } catch (err) {
+    defense.stop();
+    throw err;
+  }
   const calls = new EmbeddedCallControl(policy, proxy);
   if (opts.watch !== false) store.watch();
 
@@ -82,12 +95,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     store,
     policy,
     calls,
+    defense,
     async stop() {
       if (stopped) return;
       stopped = true;
       process.off('SIGHUP', onHangup);
       store.close();
       await proxy.stop();
+      defense.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };
