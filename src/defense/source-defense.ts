@@ -66,6 +66,8 @@ export interface SourceDefenseEvents {
   compromised: [e: CompromisedEvent];
 }
 
+const PRUNE_EVERY_MS = 60_000;
+
 export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
   private rules: CompiledDefense;
   private readonly bans = new Map<string, Ban>();
@@ -81,6 +83,7 @@ export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
   private readonly suspects = new LRUCache<string, { source: string; at: number }>({ max: 10_000 });
   /** Messages dropped before parsing (bans, feed, blocklist): for the benchmark and stats. */
   dropped = 0;
+  private lastPrune = 0;
 
   constructor(
     rules: CompiledDefense,
@@ -231,8 +234,16 @@ export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
     return b !== undefined && b.expiresAt > this.now();
   }
 
-  /** Picks up bans added or lifted by another process (the CLI); cheap when nothing changed. */
+  /**
+   * Picks up bans added or lifted by another process (the CLI); cheap when nothing changed. Also
+   * forgets expired bans of sources that never came back, so the map only holds live bans.
+   */
   syncFromStore(): void {
+    const now = this.now();
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = now;
+      for (const [address, b] of this.bans) if (b.expiresAt <= now) this.bans.delete(address);
+    }
     if (!this.store.changedElsewhere()) return;
     const before = new Set(this.bans.keys());
     this.loadBans();

@@ -384,8 +384,11 @@ describe('blocklist.txt and the APIBAN feed', () => {
   let guard: GuardProcess;
   let server: http.Server;
   let mode: 'good' | 'down' | 'garbage' = 'good';
-  let listed = ['127.0.0.60'];
+  const listed = ['127.0.0.60'];
+  /** Bans the feed announces after the first poll: served only to a client asking from the last ID. */
+  const later: string[] = [];
   const asked: string[] = [];
+  let dir: string;
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
@@ -400,8 +403,10 @@ describe('blocklist.txt and the APIBAN feed', () => {
         return;
       }
       // Each poll serves the whole list once (from ID 100) then "no new bans" for the next ID.
-      if (id === '100' || id === 'again') {
+      if (id === '100') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ipaddress: listed, ID: '1700000000' }));
+      } else if (id === '1700000000' && later.length > 0) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ipaddress: later, ID: '1700000100' }));
       } else {
         res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ ipaddress: ['no new bans'], ID: 'none' }));
       }
@@ -413,7 +418,8 @@ apiban:
   interval_seconds: 1
   timeout_seconds: 1
 `;
-    guard = await startGuard(['--rules', rulesDir({ upstream: CORE, defense, blocklist: '# test\n127.0.0.64/30   # a small range\n' }).dir]);
+    dir = rulesDir({ upstream: CORE, defense, blocklist: '# test\n127.0.0.64/30   # a small range\n' }).dir;
+    guard = await startGuard(['--rules', dir]);
     await guard.waitForLog((l) => l.message === 'apiban feed updated');
   });
   afterAll(async () => {
@@ -425,6 +431,16 @@ apiban:
     expect(await probe('127.0.0.65')).toBeNull();
     expect(await probe('127.0.0.67')).toBeNull();
     expect(await probe('127.0.0.68')).toMatch(/^SIP\/2\.0 200/);
+  });
+
+  it('applies a blocklist edit while running, and keeps the last good list on a broken edit', async () => {
+    fs.writeFileSync(path.join(dir, 'blocklist.txt'), '127.0.0.64/30\n127.0.0.68\n');
+    await guard.waitForLog((l) => String(l.message).startsWith('rules reloaded'), 5000);
+    expect(await probe('127.0.0.68')).toBeNull();
+    fs.writeFileSync(path.join(dir, 'blocklist.txt'), '127.0.0.64/30\n127.0.0.68\n127.0.0.300\n');
+    const rejected = await guard.waitForLog((l) => String(l.message).startsWith('rules rejected'), 5000);
+    expect(rejected.problems).toEqual([expect.stringMatching(/blocklist\.txt:3: "127\.0\.0\.300"/)]);
+    expect(await probe('127.0.0.68')).toBeNull();
   });
 
   it('drops what the feed lists, and keeps the last good list through an outage and a malformed answer', async () => {
@@ -445,6 +461,14 @@ apiban:
     expect(await probe('127.0.0.60')).toBeNull();
     // The API key never reaches the logs.
     expect(JSON.stringify(guard.logs)).not.toContain('TESTKEY');
+
+    // Back up, with one new ban since the last good ID: fetched incrementally and applied.
+    later.push('127.0.0.62');
+    mode = 'good';
+    await guard.waitForLog((l) => l.message === 'apiban feed updated' && l.id === '1700000100', 5000);
+    expect(await probe('127.0.0.62')).toBeNull();
+    expect(await probe('127.0.0.60')).toBeNull();
+    expect(asked.filter((id) => id === '100')).toHaveLength(1); // never the whole list again
   });
 });
 

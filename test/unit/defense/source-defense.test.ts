@@ -187,6 +187,15 @@ describe('blocklist and feed', () => {
 });
 
 describe('bans survive in the store and sync back', () => {
+  it('forgets expired bans of sources that never came back', () => {
+    const { d, advance } = setup(FLOOD);
+    d.ban('192.0.2.20', 'flood', 'x', {});
+    expect(d.activeBans()).toHaveLength(1);
+    advance(300_001);
+    d.syncFromStore();
+    expect((d as unknown as { bans: Map<string, unknown> }).bans.size).toBe(0);
+  });
+
   it('loads bans in force at start, and a lift elsewhere clears the counters too', () => {
     const store = new MemoryBanStore();
     const rules = rulesWith(FLOOD);
