@@ -264,6 +264,66 @@ describe('SIPVicious against the guard, Kamailio checking passwords behind it', 
   });
 });
 
+describe('credential stuffing on one account, then a login from a new source calling abroad', () => {
+  let registrar: Awaited<ReturnType<typeof startRegistrar>>;
+  let guard: GuardProcess;
+  const S = (name: string): string => path.join(__dirname, 'scenarios/defense', name);
+
+  beforeAll(async () => {
+    registrar = await startRegistrar();
+    const defense = DEFENSE.replace('per_user: { max: 20, window_seconds: 3600, sources: 3 }', 'per_user: { max: 9, window_seconds: 3600, sources: 3 }');
+    guard = await startGuard([
+      '--rules',
+      rulesDir({ upstream: REGISTRAR, accounts: 'accounts:\n  alice:\n    users: ["1001"]\n', defense }).dir,
+    ]);
+  });
+  afterAll(async () => {
+    await guard?.stop();
+    await registrar?.stop();
+  });
+
+  const register = (ip: string, password: string, final: 200 | 401, calls = 1) =>
+    runSipp({
+      scenario: S('uac-register-auth.xml'),
+      template: { FINAL: final },
+      remote: `127.0.0.1:${GUARD}`,
+      localIp: ip,
+      localPort: port(),
+      calls,
+      rate: 20,
+      timeoutMs: 15_000,
+      keys: { user: '1001' },
+      args: ['-au', '1001', '-ap', password],
+    });
+  const callAbroad = (ip: string) =>
+    runSipp({ scenario: S('uac-invite-as-user.xml'), remote: `127.0.0.1:${GUARD}`, localIp: ip, localPort: port(), calls: 1, timeoutMs: 15_000, keys: { user: '1001', dial: '+447700900123' } });
+
+  it('raises credential stuffing without banning any one source, and calls the new-source login compromised when it calls abroad', async () => {
+    // Alice's own phone registers before the attack.
+    expect((await register('127.0.0.84', 's3cret', 200)).stats.successful).toBe(1);
+    // Three sources, three wrong passwords each: under the per-source limit of 5, over 9 for the username.
+    for (const ip of ['127.0.0.80', '127.0.0.81', '127.0.0.82']) {
+      const r = await register(ip, 'wrong', 401, 3);
+      expect(r.stats.successful).toBe(3);
+    }
+    const stuffing = await guard.waitForLog((l) => String(l.message).startsWith('credential stuffing'), 3000);
+    expect(stuffing).toMatchObject({ user: '1001', failures: 9 });
+    expect((stuffing.sources as string[]).sort()).toEqual(['127.0.0.80', '127.0.0.81', '127.0.0.82']);
+    expect(bansOf(guard)).toEqual([]);
+    expect(registrar.lines().filter((l) => l.includes('REGISTRAR refused'))).toHaveLength(9);
+
+    // Her own phone, from a source she used before, calling abroad: not suspicious.
+    expect((await register('127.0.0.84', 's3cret', 200)).stats.successful).toBe(1);
+    expect((await callAbroad('127.0.0.84')).stats.successful).toBe(1);
+    // The password found, used from a new source, and a call abroad straight away.
+    expect((await register('127.0.0.83', 's3cret', 200)).stats.successful).toBe(1);
+    expect((await callAbroad('127.0.0.83')).stats.successful).toBe(1);
+    const compromised = await guard.waitForLog((l) => String(l.message).startsWith('account compromised'), 3000);
+    expect(compromised).toMatchObject({ user: '1001', account: 'alice', source: '127.0.0.83', dialled: '+447700900123' });
+    expect(guard.logs.filter((l) => String(l.message).startsWith('account compromised'))).toHaveLength(1);
+  });
+});
+
 /** n wrong passwords, then the right one. */
 function wordlist(wrong: number): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'words-')), 'words.txt');
