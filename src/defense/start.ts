@@ -7,7 +7,7 @@ import type { Logger } from 'winston';
 import type { CompiledRules } from '../rules/compile';
 import type { RuleStore } from '../rules/rule-store';
 import type { GuardPolicy } from '../sip/guard-policy';
-import { SqliteBanStore, type BanStore } from '../store/ban-store';
+import { MemoryBanStore, SqliteBanStore, type BanStore } from '../store/ban-store';
 import { openDatabase, storePath, type Db } from '../store/sqlite';
 import { ApibanFeed, type ApibanSettings } from './apiban-feed';
 import { SourceDefense } from './source-defense';
@@ -33,13 +33,18 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
   const { policy, rules, logger } = opts;
   const current = rules.current;
   const file = storePath(current.guard.store?.path, opts.stateFile);
-  let db: Db;
+  let db: Db | undefined;
   let store: BanStore;
   try {
     db = openDatabase(file);
     store = new SqliteBanStore(db);
   } catch (err) {
-    throw new Error(`cannot open the ban store ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    const why = `cannot open the ban store ${file}: ${err instanceof Error ? err.message : String(err)}`;
+    // With the defense on, bans that silently vanish on restart would be a lie: refuse to start.
+    // With it off (no defense.yaml), a guard that never needed the file must still start.
+    if (current.defense.enabled) throw new Error(why);
+    logger.warn({ message: `${why}; bans will be kept in memory only if the defense is turned on` });
+    store = new MemoryBanStore();
   }
   const defense = new SourceDefense(current.defense, store, logger);
 
@@ -128,7 +133,7 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
       clearInterval(sync);
       rules.off('swapped', onSwap);
       feed?.stop();
-      db.close();
+      db?.close();
     },
   };
 }
