@@ -1,12 +1,15 @@
 import { runCoreBench } from './core-bench';
+import { runDefenseBench } from './defense-bench';
 import { runProxyBench } from './proxy-bench';
 
-/** `npm run bench`: the decision core alone, then the embedded proxy under sipp load. */
+/** `npm run bench`: the decision core alone, the embedded proxy under sipp load, then the defense under a banned flood. */
 async function main(): Promise<void> {
   console.log('== Decision core ==');
   await runCoreBench();
   console.log('\n== Embedded proxy ==');
   await runProxyBench();
+  console.log('\n== Defense: refusing banned sources ==');
+  await runDefenseBench();
 }
 
 main().catch((err) => {

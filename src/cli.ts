@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --single-threaded-gc
 import { Command, InvalidArgumentError } from 'commander';
+import { registerBanCommands } from './admin/ban-commands';
 import { checkRules } from './rules/check';
 import { startGuard } from './serve-drachtio';
 import { createLogger } from './log';
@@ -24,11 +25,12 @@ program
   .option('--drachtio <host:port>', 'run as a drachtio-srf app connecting to drachtio-server (instead of the embedded proxy)')
   .option('--drachtio-listen <[ip:]port>', 'run as a drachtio-srf app that drachtio-server connects to (outbound)')
   .option('--secret <secret>', "drachtio-server's shared secret")
-  .action(async (o: { rules: string; listen?: string[]; upstream?: string; drachtio?: string; drachtioListen?: string; secret?: string }) => {
+  .option('--state <file>', 'SQLite state file (blocks, bans, audit), instead of guard.yaml store.path')
+  .action(async (o: { rules: string; listen?: string[]; upstream?: string; drachtio?: string; drachtioListen?: string; secret?: string; state?: string }) => {
     const logger = createLogger('info');
     try {
       const drachtio = { connect: o.drachtio, listen: o.drachtioListen, secret: o.secret };
-      const guard = await startGuard({ rulesDir: o.rules, listen: o.listen, upstream: o.upstream, logger, drachtio });
+      const guard = await startGuard({ rulesDir: o.rules, listen: o.listen, upstream: o.upstream, logger, drachtio, stateFile: o.state });
       const shutdown = (signal: string): void => {
         logger.info({ message: 'shutting down', signal });
         guard.stop().then(
@@ -66,6 +68,7 @@ program
   });
 
 registerAccountCommands(program);
+registerBanCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`tollguard: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -83,7 +83,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
   }
   // Before the first call: the toll blocks in the store must be in force from the start.
-  const monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger });
+  const monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile });
   try {
     await frontEnd.start();
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
+import { startDefense, type DefenseHandle } from './defense/start';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import { RuleStore } from './rules/rule-store';
@@ -19,6 +20,8 @@ export interface ServeOptions {
   watch?: boolean;
   /** The rules already opened (startGuard reads them to choose the front end). */
   store?: RuleStore;
+  /** Overrides guard.yaml store.path (the SQLite file of bans and blocks). */
+  stateFile?: string;
 }
 
 export interface RunningGuard {
@@ -31,6 +34,8 @@ export interface RunningGuard {
   calls: CallControl;
   /** The fraud monitor (toll blocks, notifications). */
   monitor?: RunningMonitor;
+  /** The attack-source defense (bans, scanners, floods, cracking, APIBAN). */
+  defense?: DefenseHandle;
   stop(): Promise<void>;
 }
 
@@ -56,6 +61,9 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     warnAboutRestartOnlySettings(logger, opts, previous, next);
   });
 
+  // Before the sockets open, so stored bans hold from the first packet.
+  const defense = startDefense({ policy, rules: store, logger, stateFile: opts.stateFile });
+
   const proxy = new SipProxy({
     listen,
     upstream,
@@ -65,13 +73,15 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
   });
   const calls = new EmbeddedCallControl(policy, proxy);
   // Before the first call: the toll blocks in the store must be in force from the start.
-  const monitor = startMonitor({ rules: store, core, policy, calls, logger });
+  const monitor = startMonitor({ rules: store, core, policy, calls, logger, stateFile: opts.stateFile });
   try {
     await proxy.start();
   } catch (err) {
+    defense.stop();
     await monitor.stop();
     throw err;
   }
+  handCompromisedToMonitor(defense, monitor);
   if (opts.watch !== false) store.watch();
 
   const onHangup = (): void => {
@@ -95,6 +105,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     policy,
     calls,
     monitor,
+    defense,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -102,6 +113,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
       store.close();
       await proxy.stop();
       await monitor.stop();
+      defense.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };
@@ -116,4 +128,25 @@ function warnAboutRestartOnlySettings(logger: Logger, opts: ServeOptions, prev: 
   if (changed.length > 0) {
     logger.warn({ message: 'rules reloaded; these settings take effect on restart', settings: changed });
   }
+}
+
+/**
+ * Issue 5's hand-over: an account whose password was guessed from many sources and that then
+ * calls abroad from a new source is compromised; the fraud monitor blocks it like one of its own
+ * critical findings (store, core, live calls, email).
+ */
+function handCompromisedToMonitor(defense: DefenseHandle, monitor: RunningMonitor): void {
+  defense.defense.on('compromised', (e) => {
+    if (e.account === undefined) return;
+    monitor.report({
+      account: e.account,
+      rule: 'credential_stuffing',
+      level: 'critical',
+      value: e.evidence.failures,
+      threshold: e.evidence.failures,
+      detail: `credential stuffing: ${e.evidence.failures} refused logins for ${e.user} from ${e.evidence.failingSources.length} sources, then a login from new source ${e.source} calling ${e.dialled}`,
+      at: e.at,
+      destinations: [e.dialled],
+    });
+  });
 }

@@ -35,8 +35,10 @@ export interface MonitorOptions {
   policy: { addObserver(o: CallObserver): unknown };
   calls: CallControl;
   logger: Logger;
-  /** Default: SQLite at guard.yaml store.path. */
+  /** Default: SQLite at guard.yaml store.path (or stateFile). */
   store?: MonitorStore;
+  /** Overrides guard.yaml store.path (--state, tests). */
+  stateFile?: string;
   pollMs?: number;
   tickMs?: number;
   sendMail?: SendMail;
@@ -48,6 +50,8 @@ export interface RunningMonitor {
   blocks: TollBlockKeeper;
   store: MonitorStore;
   outbox: OutboxSender;
+  /** A finding from outside the detector (the defense's compromised accounts) acted on like its own. */
+  report(f: Finding): void;
   stop(): Promise<void>;
 }
 
@@ -55,7 +59,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
   const log = o.logger;
   let rules: CompiledRules = o.rules.current;
   const monitorOf = (r: CompiledRules): CompiledMonitor => r.monitor ?? MONITOR_OFF;
-  const store = o.store ?? new SqliteMonitorStore(openDatabase(storePath(rules.guard.store?.path)));
+  const store = o.store ?? new SqliteMonitorStore(openDatabase(storePath(rules.guard.store?.path, o.stateFile)));
   const detector = new FraudDetector({
     thresholds: (id) => monitorOf(rules).forAccount(id),
     maxCallMs: (rules.guard.sip.max_call_seconds ?? 14_400) * 1000,
@@ -128,6 +132,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
       log.error({ message: `fraud monitor: ${what} failed`, error: err instanceof Error ? err.stack : String(err) });
     }
   };
+  const guardedReport = (f: Finding): void => guarded('report', () => act([f]))();
   // A change from the CLI may have queued notifications (a block by hand): deliver them now.
   const pollTimer = setInterval(guarded('store poll', () => blocks.poll() && flush()), o.pollMs ?? 250);
   const tickTimer = setInterval(
@@ -155,6 +160,7 @@ export function startMonitor(o: MonitorOptions): RunningMonitor {
     blocks,
     store,
     outbox,
+    report: guardedReport,
     async stop() {
       clearInterval(pollTimer);
       clearInterval(tickTimer);

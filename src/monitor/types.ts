@@ -14,7 +14,9 @@ export type MonitorRule =
   | 'dormant'
   | 'off_hours'
   | 'long_call'
-  | 'possible_misdial';
+  | 'possible_misdial'
+  /** From the attack-source defense: password guessed from many sources, then used from a new one to call abroad. */
+  | 'credential_stuffing';
 
 /** One international call attempt, as the core decided it. Domestic calls are not monitored. */
 export interface AttemptEvent {

@@ -3,6 +3,7 @@ import { CidrSet, CidrTrie } from '../core/cidr-trie';
 import { DialPlan, isKnownCountry } from '../core/dial-plan';
 import { cidrKey, parseCidr, type ParsedCidr } from '../core/ip';
 import { PrefixTrie } from '../core/prefix-trie';
+import { compileDefense, type CompiledDefense } from '../defense/compile-defense';
 import {
   RulesError,
   type AccountConfig,
@@ -85,6 +86,8 @@ export interface CompiledRules {
    * compileRules() always does.
    */
   readonly monitor?: CompiledMonitor;
+  /** The attack-source defense's rules (defense.yaml, fingerprints, blocklist, trusted sources). */
+  readonly defense: CompiledDefense;
   accountIds(): string[];
   account(id: string): CompiledAccount | undefined;
 }
@@ -388,6 +391,7 @@ export function compileRules(set: RuleSet): CompiledRules {
     highRisk,
     responses,
     monitor,
+    defense: compileDefense(set),
     accountIds: () => [...accounts.keys()],
     account: (id) => accounts.get(id),
   };

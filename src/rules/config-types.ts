@@ -3,6 +3,7 @@
  * The zod schemas in rules/schema.ts produce exactly these types; core/compile.ts turns them
  * into the fast lookup structures of CompiledRules. Optional fields are documented in the README.
  */
+import type { BlocklistEntry, DefenseFile, Fingerprint } from './defense-schema';
 
 import type { AdminApiConfig, MonitorFile, NotifyConfig } from './monitor-schema';
 
@@ -69,6 +70,11 @@ export interface GuardConfig {
   /** ISO 3166 alpha-2 of the dial plan used to read numbers (NZ, US, AU, GB, ...). */
   home_country: string;
   allowed_sources: string[];
+  /**
+   * The allowed_sources entries written as `{ cidr, trusted: true }`: exempt from the attack-source
+   * defense's bans and flood counting. Derived by the schema; absent when none is marked.
+   */
+  trusted_sources?: string[];
   unknown_caller: 'reject' | 'allow';
   responses?: Partial<Record<RejectClass, ResponseSpec>>;
   /** Present when the guard runs as a drachtio-srf application instead of the embedded proxy. */
@@ -136,7 +142,7 @@ export interface HighRiskEntry {
   name: string;
 }
 
-export type RuleFile = 'guard' | 'accounts' | 'high-risk' | 'monitor';
+export type RuleFile = 'guard' | 'accounts' | 'high-risk' | 'monitor' | 'defense' | 'fingerprints' | 'blocklist';
 
 /** Everything read from one rules directory, validated but not yet compiled. */
 export interface RuleSet {
@@ -146,6 +152,12 @@ export interface RuleSet {
   highRisk: HighRiskEntry[];
   /** rules/monitor.yaml; undefined when the file is absent (built-in thresholds apply). */
   monitor?: MonitorFile;
+  /** rules/defense.yaml, when present (absent: the attack-source defense is off). */
+  defense?: DefenseFile;
+  /** rules/scanner-fingerprints.yaml, when present. */
+  fingerprints?: Fingerprint[];
+  /** rules/blocklist.txt, when present. */
+  blocklist?: BlocklistEntry[];
   /**
    * Where a value came from, for errors found after validation (duplicates, unknown country):
    * returns "rules/accounts.yaml:12" for ('accounts', ['accounts', 'bob', 'users', 1]).

@@ -14,13 +14,20 @@ import type { z } from 'zod';
 import { RulesError, type RuleFile, type RuleProblem, type RuleSet } from './config-types';
 import { accountsSchema, guardSchema, highRiskSchema } from './schema';
 import { monitorFileSchema } from './monitor-schema';
+import { defenseSchema, fingerprintsSchema, parseBlocklist, type BlocklistEntry } from './defense-schema';
 
 export const RULE_FILES: Readonly<Record<RuleFile, string>> = {
   guard: 'guard.yaml',
   accounts: 'accounts.yaml',
   'high-risk': 'high-risk-destinations.yaml',
   monitor: 'monitor.yaml',
+  defense: 'defense.yaml',
+  fingerprints: 'scanner-fingerprints.yaml',
+  blocklist: 'blocklist.txt',
 };
+
+/** Files a rules directory may leave out (the attack-source defense's); the others are required. */
+const OPTIONAL_FILES: ReadonlySet<RuleFile> = new Set(['defense', 'fingerprints', 'blocklist']);
 
 type Path = ReadonlyArray<string | number>;
 
@@ -43,6 +50,9 @@ export function loadRuleSet(dir: string): RuleSet {
   // Optional: without it the monitor runs on its built-in thresholds.
   const monitor = fs.existsSync(path.join(dir, RULE_FILES.monitor)) ? readFile(dir, 'monitor', monitorFileSchema, problems, files) : undefined;
   files.monitor ??= { display: path.join(dir, RULE_FILES.monitor) };
+  const defense = readFile(dir, 'defense', defenseSchema, problems, files);
+  const fingerprints = readFile(dir, 'fingerprints', fingerprintsSchema, problems, files);
+  const blocklist = readBlocklist(dir, problems, files);
 
   if (problems.length > 0 || guard === undefined || accounts === undefined || highRisk === undefined) {
     throw new RulesError(sortProblems(problems));
@@ -53,6 +63,9 @@ export function loadRuleSet(dir: string): RuleSet {
     accounts,
     highRisk,
     monitor,
+    ...(defense !== undefined && { defense }),
+    ...(fingerprints !== undefined && { fingerprints }),
+    ...(blocklist !== undefined && { blocklist }),
     where: (file, p) => {
       const f = files[file];
       return f.doc && f.lines ? `${f.display}:${lineOf(f.doc, f.lines, p)}` : f.display;
@@ -89,6 +102,7 @@ function readFile<S extends z.ZodType>(
     text = fs.readFileSync(display, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && OPTIONAL_FILES.has(file)) return undefined;
     const message =
       code === 'ENOENT'
         ? `file not found: every rules directory needs ${RULE_FILES.guard}, ${RULE_FILES.accounts} and ${RULE_FILES['high-risk']}`
@@ -123,6 +137,22 @@ function readFile<S extends z.ZodType>(
     for (const issue of result.error.issues) problems.push(...issueProblems(issue, doc, lines, display));
   }
   return result.success && problems.length === before ? result.data : undefined;
+}
+
+/** blocklist.txt is plain text: its own line parser reports file:line problems. */
+function readBlocklist(dir: string, problems: RuleProblem[], files: Record<RuleFile, ParsedFile>): BlocklistEntry[] | undefined {
+  const display = path.join(dir, RULE_FILES.blocklist);
+  files.blocklist = { display };
+  let text: string;
+  try {
+    text = fs.readFileSync(display, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    problems.push({ at: display, message: `cannot read the file (${code ?? String(err)})` });
+    return undefined;
+  }
+  return parseBlocklist(text, display, problems);
 }
 
 /** yaml's pretty messages end with " at line L, column C:" and a code excerpt; the line is in `at`. */

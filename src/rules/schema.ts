@@ -180,6 +180,48 @@ const cidr = () =>
 
 const cidrList = () => list(cidr(), 'CIDRs').superRefine(...noDuplicates('CIDR', (s) => s.toLowerCase()));
 
+/**
+ * An allowed_sources entry: a CIDR as always, or `{ cidr: CIDR, trusted: true }` for a source the
+ * attack-source defense must never ban or flood-count (a carrier's peer, a big shared NAT). The
+ * plain form is unchanged, so existing guard.yaml files load as before.
+ */
+const allowedSource = () =>
+  z.unknown().transform((v, ctx): { cidr: string; trusted: boolean } => {
+    let text: unknown = v;
+    let trusted = false;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      const o = v as Record<string, unknown>;
+      const extra = Object.keys(o).filter((k) => k !== 'cidr' && k !== 'trusted');
+      if (extra.length > 0 || typeof o.cidr !== 'string' || (o.trusted !== undefined && typeof o.trusted !== 'boolean')) {
+        ctx.addIssue({ code: 'custom', message: 'expected a CIDR, or a mapping like { cidr: 198.51.100.7, trusted: true }', input: v });
+        return z.NEVER;
+      }
+      text = o.cidr;
+      trusted = o.trusted === true;
+    }
+    if (typeof text !== 'string') {
+      ctx.addIssue({ code: 'custom', message: 'expected an IP address or CIDR such as 192.0.2.0/24', input: v });
+      return z.NEVER;
+    }
+    const r = checkCidr(text);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: r.message, input: text });
+      return z.NEVER;
+    }
+    return { cidr: r.cidr, trusted };
+  });
+
+const allowedSourceList = () =>
+  list(allowedSource(), 'CIDRs').superRefine((arr, ctx) => {
+    const seen = new Map<string, number>();
+    arr.forEach((e, i) => {
+      const key = e.cidr.toLowerCase();
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, i);
+      else ctx.addIssue({ code: 'custom', path: [i], message: `duplicate CIDR "${e.cidr}" (already listed at index ${first})`, input: e.cidr });
+    });
+  });
+
 const PORT = /^[1-9][0-9]{0,4}$/;
 function portProblem(p: string): string | undefined {
   if (!PORT.test(p) || Number(p) > 65535) return `expected a port number 1-65535 after the last colon`;
@@ -400,7 +442,7 @@ export const guardSchema = strict(
       'a mapping with listen and upstream',
     ),
     home_country: country(),
-    allowed_sources: cidrList().min(1, {
+    allowed_sources: allowedSourceList().min(1, {
       error: 'expected at least one CIDR: an empty list would reject every call (0.0.0.0/0 and ::/0 allow all)',
     }),
     unknown_caller: z.enum(['reject', 'allow'], { error: 'expected reject or allow' }).default('reject'),
@@ -434,7 +476,13 @@ export const guardSchema = strict(
     admin_api: adminApiSchema.optional(),
   },
   'a mapping with sip, home_country, allowed_sources and unknown_caller',
-);
+).transform(({ allowed_sources, ...rest }): GuardConfig => {
+  // Trusted entries are allowed sources too; the defense reads them as trusted_sources.
+  const trusted = allowed_sources.filter((e) => e.trusted).map((e) => e.cidr);
+  const out: GuardConfig = { ...rest, allowed_sources: allowed_sources.map((e) => e.cidr) };
+  if (trusted.length > 0) out.trusted_sources = trusted;
+  return out;
+});
 
 // ---------------------------------------------------------------------------------------------
 // accounts.yaml
