@@ -8,30 +8,8 @@
  * keys with "did you mean"); blocklist.txt is plain text and is read here, line by line.
  */
 import { z } from 'zod';
-import { checkCidr } from './schema';
+import { checkCidr, cidr, positiveInt, strict } from './schema-kit';
 import type { RuleProblem } from './config-types';
-
-const POSITIVE_INT = 'expected a positive integer';
-const positiveInt = () => z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT }).positive({ error: POSITIVE_INT });
-
-function strict<S extends z.core.$ZodLooseShape>(shape: S, what: string) {
-  const known = Object.keys(shape);
-  return z.strictObject(shape, {
-    error: (iss) => {
-      if (iss.code === 'unrecognized_keys') return iss.keys.map((k) => `unknown key "${k}" (allowed keys: ${known.join(', ')})`).join('\n');
-      if (iss.code === 'invalid_type') return `expected ${what}`;
-      return undefined;
-    },
-  });
-}
-
-const cidr = () =>
-  z.string({ error: 'expected an IP address or CIDR such as 192.0.2.0/24' }).transform((s, ctx) => {
-    const r = checkCidr(s);
-    if (r.ok) return r.cidr;
-    ctx.addIssue({ code: 'custom', message: r.message, input: s });
-    return z.NEVER;
-  });
 
 /** SIP methods are tokens in capitals; "default" covers every method not named. */
 const METHOD = /^[A-Z]+$/;

@@ -6,32 +6,7 @@
  * any of them field by field.
  */
 import { z } from 'zod';
-
-/**
- * Strict mappings like schema.ts's (a misspelt threshold must not silently stay at its default),
- * written here because schema.ts imports notifySchema from this file.
- */
-function strict<S extends z.core.$ZodLooseShape>(shape: S, what: string) {
-  const known = Object.keys(shape);
-  return z.strictObject(shape, {
-    error: (iss) => {
-      if (iss.code === 'unrecognized_keys') return iss.keys.map((k) => unknownKey(k, known)).join('\n');
-      if (iss.code === 'invalid_type') return `expected ${what}`;
-      return undefined;
-    },
-  });
-}
-
-function unknownKey(key: string, known: string[]): string {
-  const near = known.find((k) => k.includes(key) || key.includes(k) || sharedPrefix(k, key) >= Math.min(5, k.length - 1));
-  return near ? `unknown key "${key}" (did you mean "${near}"?)` : `unknown key "${key}" (allowed keys: ${known.join(', ')})`;
-}
-
-function sharedPrefix(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
+import { strict } from './schema-kit';
 
 const COUNT = 'expected a positive whole number';
 const count = () => z.number({ error: COUNT }).int({ error: COUNT }).positive({ error: COUNT });
