@@ -97,6 +97,7 @@ describe('the INVITE middleware chain', () => {
   it('is registered as one srf.use("invite", [...]) chain, plus screens for the other out-of-dialog methods', () => {
     const { srf } = setup();
     expect(srf.stacks.get('invite')!.map((f) => f.name)).toEqual([
+      'screenSources',
       'answerStrayReInvites',
       'passCoreRequests',
       'readCallAttempt',
