@@ -1,5 +1,7 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
+import { handCompromisedToMonitor } from './defense/hand-over';
+import { startDefense, type DefenseHandle } from './defense/start';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import type { DrachtioConfig } from './rules/config-types';
@@ -36,6 +38,8 @@ export interface RunningDrachtioGuard {
   store: RuleStore;
   /** The fraud monitor, the same as behind the embedded proxy. */
   monitor: RunningMonitor;
+  /** The attack-source defense, the same as behind the embedded proxy (screens on frontEnd). */
+  defense: DefenseHandle;
   stop(): Promise<void>;
 }
 
@@ -82,14 +86,24 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     // the sip.max_call_seconds backstop.
     logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
   }
+  // Before connecting, so stored bans hold from the first request drachtio-server hands over.
+  const defense = startDefense({ frontEnd, rules: store, logger, stateFile: opts.stateFile });
   // Before the first call: the toll blocks in the store must be in force from the start.
-  const monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile });
+  let monitor: RunningMonitor;
+  try {
+    monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile });
+  } catch (err) {
+    defense.stop();
+    throw err;
+  }
   try {
     await frontEnd.start();
   } catch (err) {
+    defense.stop();
     await monitor.stop();
     throw err;
   }
+  handCompromisedToMonitor(defense, monitor);
   if (opts.watch !== false) store.watch();
   const onHangup = (): void => {
     store.reload('SIGHUP');
@@ -113,6 +127,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     core,
     store,
     monitor,
+    defense,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -120,6 +135,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
       store.close();
       await frontEnd.stop();
       await monitor.stop();
+      defense.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };

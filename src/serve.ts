@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
+import { handCompromisedToMonitor } from './defense/hand-over';
 import { startDefense, type DefenseHandle } from './defense/start';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
@@ -62,7 +63,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
   });
 
   // Before the sockets open, so stored bans hold from the first packet.
-  const defense = startDefense({ policy, rules: store, logger, stateFile: opts.stateFile });
+  const defense = startDefense({ frontEnd: policy, rules: store, logger, stateFile: opts.stateFile });
 
   const proxy = new SipProxy({
     listen,
@@ -128,25 +129,4 @@ function warnAboutRestartOnlySettings(logger: Logger, opts: ServeOptions, prev: 
   if (changed.length > 0) {
     logger.warn({ message: 'rules reloaded; these settings take effect on restart', settings: changed });
   }
-}
-
-/**
- * Issue 5's hand-over: an account whose password was guessed from many sources and that then
- * calls abroad from a new source is compromised; the fraud monitor blocks it like one of its own
- * critical findings (store, core, live calls, email).
- */
-function handCompromisedToMonitor(defense: DefenseHandle, monitor: RunningMonitor): void {
-  defense.defense.on('compromised', (e) => {
-    if (e.account === undefined) return;
-    monitor.report({
-      account: e.account,
-      rule: 'credential_stuffing',
-      level: 'critical',
-      value: e.evidence.failures,
-      threshold: e.evidence.failures,
-      detail: `credential stuffing: ${e.evidence.failures} refused logins for ${e.user} from ${e.evidence.failingSources.length} sources, then a login from new source ${e.source} calling ${e.dialled}`,
-      at: e.at,
-      destinations: [e.dialled],
-    });
-  });
 }

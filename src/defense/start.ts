@@ -1,12 +1,12 @@
 /**
  * Wires the attack-source defense into a running guard: the ban store in the guard's SQLite file,
- * the screens and the observer on the front end's policy, rule reloads, the APIBAN feed, and the
+ * the screens and the observer on the front end (embedded proxy or drachtio app), rule reloads, the APIBAN feed, and the
  * poll that makes `tollguard unban` from the CLI take effect within a quarter of a second.
  */
 import type { Logger } from 'winston';
 import type { CompiledRules } from '../rules/compile';
 import type { RuleStore } from '../rules/rule-store';
-import type { GuardPolicy } from '../sip/guard-policy';
+import type { ScreenHost } from '../sip/request-screen';
 import { MemoryBanStore, SqliteBanStore, type BanStore } from '../store/ban-store';
 import { openDatabase, storePath, type Db } from '../store/sqlite';
 import { ApibanFeed, type ApibanSettings } from './apiban-feed';
@@ -20,7 +20,8 @@ export interface DefenseHandle {
 }
 
 export interface DefenseOptions {
-  policy: GuardPolicy;
+  /** The embedded proxy's GuardPolicy or the DrachtioFrontEnd: screens in, call events out. */
+  frontEnd: ScreenHost;
   rules: RuleStore;
   logger: Logger;
   /** Overrides guard.yaml store.path (tests). */
@@ -30,7 +31,7 @@ export interface DefenseOptions {
 }
 
 export function startDefense(opts: DefenseOptions): DefenseHandle {
-  const { policy, rules, logger } = opts;
+  const { frontEnd, rules, logger } = opts;
   const current = rules.current;
   const file = storePath(current.guard.store?.path, opts.stateFile);
   let db: Db | undefined;
@@ -48,11 +49,11 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
   }
   const defense = new SourceDefense(current.defense, store, logger);
 
-  policy.addScreen({
+  frontEnd.addScreen({
     dropSource: (address) => defense.dropSource(address),
     screen: (req, from) => defense.screen(req.method, from.address, (name) => req.header(name)),
   });
-  policy.addObserver({
+  frontEnd.addObserver({
     upstreamAnswered: (e) =>
       defense.answered({
         method: e.method,

@@ -6,19 +6,11 @@ import { digestUsername, toCallAttempt, userOf } from './call-attempt';
 import type { CallEndReason, CallObserver, LiveCall, UpstreamAnswerEvent } from './call-events';
 import type { SipRequest } from './message';
 import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
+import type { RequestScreen, ScreenHost } from './request-screen';
+
+export type { RequestScreen } from './request-screen';
 
 export type DecisionLogMode = 'all' | 'rejects' | 'none';
-
-/**
- * A check that runs before the guard's own, for every request from a customer (any method). The
- * attack-source defense plugs in here: banned sources, scanner fingerprints, floods.
- */
-export interface RequestScreen {
-  /** Before parsing: true drops the message silently. Must be O(1). */
-  dropSource?(address: string, transport: TransportName): boolean;
-  /** After parsing, before the guard's allowed_sources check. */
-  screen?(req: SipRequest, from: Peer): Rejection | 'drop' | null;
-}
 
 /** What watchAnswer() keeps of a request until the core's final answer comes back. */
 type Watched = Omit<UpstreamAnswerEvent, 'status' | 'at'>;
@@ -28,7 +20,7 @@ type Watched = Omit<UpstreamAnswerEvent, 'status' | 'at'>;
  * and the core's verdicts into SIP answers. It holds no policy of its own; screens and observers
  * (defense, fraud monitor) are plugged in from outside.
  */
-export class GuardPolicy implements ProxyPolicy {
+export class GuardPolicy implements ProxyPolicy, ScreenHost {
   private readonly observers: CallObserver[] = [];
   private readonly screens: RequestScreen[] = [];
   private readonly dropScreens: RequestScreen[] = [];

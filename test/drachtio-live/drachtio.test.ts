@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as dgram from 'node:dgram';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -30,6 +31,7 @@ const SIP = 19360;
 const CORE = 19380;
 const OUTBOUND = 19340;
 const HOOK = 19330;
+const ROOT = path.resolve(__dirname, '../..');
 const S = (name: string): string => path.resolve(__dirname, '../e2e/scenarios/guard', name);
 
 let nextPort = 19300;
@@ -41,7 +43,7 @@ sip:
   listen: [udp:127.0.0.1:19399]
   upstream: 127.0.0.1:${CORE}
 home_country: NZ
-allowed_sources: [127.0.0.1, 127.0.0.10, 127.0.0.20]
+allowed_sources: [127.0.0.1, 127.0.0.10, 127.0.0.20, 127.0.0.30]
 unknown_caller: reject
 drachtio:
 ${connection}
@@ -137,6 +139,41 @@ function call(scenario: string, dial: string, opts: { from?: string; localIp?: s
   });
 }
 
+/** A raw UDP SIP peer (a scanner needs nothing more) that records what comes back. */
+async function udpPeer(address: string, port: number): Promise<{ port: number; received: string[]; send(text: string): void; close(): void }> {
+  const sock = dgram.createSocket('udp4');
+  const received: string[] = [];
+  sock.on('message', (m) => received.push(m.toString('utf8')));
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, address, () => resolve());
+  });
+  return {
+    port,
+    received,
+    send: (text) => sock.send(text, SIP, '127.0.0.1'),
+    close: () => sock.close(),
+  };
+}
+
+function sipRequest(method: 'INVITE' | 'REGISTER', user: string, fromUser: string, address: string, port: number, callId: string, userAgent: string): string {
+  const uri = `sip:${user}@127.0.0.1:${SIP}`;
+  return [
+    `${method} ${uri} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${address}:${port};branch=z9hG4bK-${callId};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:${fromUser}@${address}>;tag=t-${callId}`,
+    `To: <${uri}>`,
+    `Call-ID: ${callId}`,
+    `CSeq: 1 ${method}`,
+    `Contact: <sip:${fromUser}@${address}:${port}>`,
+    `User-Agent: ${userAgent}`,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}
+
 function linesSince(g: GuardProcess, n: number, message: string): LogLine[] {
   return g.logs.slice(n).filter((l) => l.message === message);
 }
@@ -152,7 +189,10 @@ maybe('through a real drachtio-server, inbound connection', () => {
     server = new DrachtioServer(drachtioConf(tmp));
     await server.start();
     rulesDir = makeRulesDir({ guard: guardYaml(`  host: 127.0.0.1\n  port: ${ADMIN}`, 'proxy'), accounts: ACCOUNTS });
-    guard = await startGuard(['--rules', rulesDir]);
+    // The attack-source defense on, with the shipped thresholds and fingerprints; its bans go to
+    // a state file of this run only, so a ban never outlives the suite.
+    for (const f of ['defense.yaml', 'scanner-fingerprints.yaml', 'blocklist.txt']) fs.copyFileSync(path.join(ROOT, 'rules', f), path.join(rulesDir, f));
+    guard = await startGuard(['--rules', rulesDir, '--state', path.join(tmp, 'state.db')]);
     await guard.waitForLog((l) => l.message === 'connected to drachtio-server');
   });
 
@@ -216,6 +256,32 @@ maybe('through a real drachtio-server, inbound connection', () => {
     expect(r.exitCode).toBe(0);
     expect(coreSide.stats.successful).toBe(1);
     await guard.waitForLog((l) => l.message === 'call ended' && l.why === 'cancelled');
+  });
+
+  it('defense: a friendly-scanner INVITE is not forwarded to the core and gets no final answer; its source is banned, and a normal call from another address completes', async () => {
+    const uas = await core();
+    const n = guard.logs.length;
+    const scanner = await udpPeer('127.0.0.30', nextPort++);
+    try {
+      // From bob to a domestic number from an allowed source: without the fingerprint, forwarded.
+      scanner.send(sipRequest('INVITE', '095550111', 'bob', '127.0.0.30', scanner.port, 'scan-1', 'friendly-scanner'));
+      const ban = await guard.waitForLog((l) => guard.logs.indexOf(l) >= n && l.message === 'source banned');
+      expect(ban).toMatchObject({ address: '127.0.0.30', reason: 'scanner' });
+      // Same source, no fingerprint: dropped by the ban before the core decides anything.
+      scanner.send(sipRequest('REGISTER', 'bob', 'bob', '127.0.0.30', scanner.port, 'scan-2', 'Linphone/5.2'));
+      const r = await call('uac-answered.xml', '095550111');
+      expect(r.exitCode).toBe(0);
+      const coreSide = await uas.stop();
+      expect(coreSide.stats.created).toBe(1); // only the normal call reached the core
+      expect(coreSide.stats.successful).toBe(1);
+      expect(linesSince(guard, n, 'decision').map((l) => l.source)).toEqual(['127.0.0.10']);
+      await new Promise((res) => setTimeout(res, 1500));
+      // drachtio-server answers an INVITE 100 Trying itself before the app sees it; nothing else
+      // comes back: no final answer to the INVITE, nothing at all to the REGISTER.
+      expect(scanner.received.map((m) => `${m.split('\r\n')[0]} (${/^Call-ID:\s*(.*)$/im.exec(m)?.[1]})`)).toEqual(['SIP/2.0 100 Trying (scan-1)']);
+    } finally {
+      scanner.close();
+    }
   });
 
   it('drachtio-server restarting: the loss and every reconnect attempt are logged, and calls flow again', async () => {

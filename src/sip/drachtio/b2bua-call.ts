@@ -23,6 +23,8 @@ export interface B2buaCallOptions {
   logger: Logger;
   /** Called once when the call is completely over (the front end ends an outbound session). */
   onDone?: () => void;
+  /** The core's final answer to the B-leg INVITE (for UpstreamAnswerEvent: the defense counts 401/407/403/404). */
+  onFinal?: (status: number) => void;
 }
 
 /**
@@ -79,6 +81,8 @@ export class B2buaCall implements TrackedCall {
       return;
     }
     this.legs = legs;
+    // createB2BUA resolves on the core's 2xx, which it relayed to the caller as res.status.
+    this.o.onFinal?.(this.o.res.status ?? 200);
     if (this.endedBy !== undefined) {
       // Hung up while the answer was on its way: the 2xx went to the caller, so both legs get BYE.
       await this.tearDown(this.endedBy.why, this.endedBy.reason);
@@ -187,6 +191,8 @@ export class B2buaCall implements TrackedCall {
       why = 'error';
       logger.error({ message: 'b2bua call failed', callId: this.info.callId, account: this.info.account, error: errorText(err) });
     }
+    // Only the core's own answers: not a 487 that our hang-up or the caller's CANCEL caused.
+    if (isSipError(err) && why === 'rejected') this.o.onFinal?.(err.status);
     // createB2BUA answers the caller itself for failures of the B leg (passFailure); a failure
     // before the B leg existed must still not leave the caller without a final answer.
     if (!res.finalResponseSent) {

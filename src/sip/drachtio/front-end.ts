@@ -6,8 +6,10 @@ import { parseHostPortSpec, type HostPortSpec } from '../address';
 import { digestUsername, userOf } from '../call-attempt';
 import type { CallControl, CallObserver, HangUpFilter, LiveCall, UpstreamAnswerEvent } from '../call-events';
 import type { DecisionLogMode } from '../guard-policy';
+import type { Rejection } from '../policy';
+import type { RequestScreen, ScreenedRequest, ScreenHost } from '../request-screen';
 import { formatHostPort, tryParseUri } from '../uri';
-import { sendRejection } from './answer';
+import { headersObject, sendRejection } from './answer';
 import { B2buaCall } from './b2bua-call';
 import { CallTracker } from './call-tracker';
 import { DrachtioConnection, type ConnectionOptions, type DrachtioConnectionSpec } from './connection';
@@ -16,6 +18,7 @@ import { inviteChain, type GuardedRequest, type InviteState } from './invite-cha
 import { ObserverList } from './observers';
 import { ProxyCall } from './proxy-call';
 import { peerOf } from './request-view';
+import { forgetUnansweredInvite } from './silent-drop';
 import type { DrachtioRequest, DrachtioResponse, Middleware, Srf } from './srf-types';
 
 export interface DrachtioFrontEndOptions {
@@ -42,10 +45,11 @@ const OTHER_METHODS = ['register', 'options', 'message', 'subscribe', 'publish']
 
 /**
  * The guard as a drachtio-srf application: drachtio-server does the SIP, the decision core
- * decides, and this class only moves data between the two. It implements CallControl and reports
- * CallObserver events, like the embedded proxy, so the fraud monitor works with either.
+ * decides, and this class only moves data between the two. It implements CallControl, reports
+ * CallObserver events and runs RequestScreens, like the embedded proxy, so the fraud monitor and
+ * the attack-source defense work with either.
  */
-export class DrachtioFrontEnd implements CallControl {
+export class DrachtioFrontEnd implements CallControl, ScreenHost {
   readonly connection: DrachtioConnection;
   private readonly srf: Srf;
   private readonly core: GuardCore;
@@ -56,6 +60,10 @@ export class DrachtioFrontEnd implements CallControl {
   private decisionLog: DecisionLogMode;
   private upstream: HostPortSpec;
   private maxCallSeconds: number;
+  private readonly screens: RequestScreen[] = [];
+  private warnedUnknownSrf = false;
+  /** Requests a screen dropped without an answer (see dropSilently). */
+  droppedRequests = 0;
 
   constructor(o: DrachtioFrontEndOptions) {
     this.srf = o.srf;
@@ -83,6 +91,14 @@ export class DrachtioFrontEnd implements CallControl {
     return this.observers.add(o);
   }
 
+  /**
+   * Screens run first for every request the app is handed (INVITE and OTHER_METHODS), except the
+   * core's own: dropSource, then screen, then the guard's allowed_sources check.
+   */
+  addScreen(s: RequestScreen): void {
+    this.screens.push(s);
+  }
+
   setDecisionLog(mode: DecisionLogMode): void {
     this.decisionLog = mode;
   }
@@ -108,6 +124,7 @@ export class DrachtioFrontEnd implements CallControl {
     const srf = this.srf;
     srf.use('invite', inviteChain({
       core: this.core,
+      screen: (req, res) => this.screened(req, res),
       now: monotonicNow,
       fromCore: (req) => this.fromCore(req),
       passFromCore: (req, res) => this.passFromCore(req, res),
@@ -149,7 +166,7 @@ export class DrachtioFrontEnd implements CallControl {
     const onFinal = (status: number): void => this.observers.upstreamAnswered(this.answerEvent(req, status));
     const onDone = (): void => this.srf.endSession(req);
     if (forwarding.mode === 'b2bua') {
-      const call = new B2buaCall({ srf: this.srf, req, res, uri: target, info, maxCallSeconds: forwarding.maxCallSeconds, tracker: this.tracker, logger: this.logger, onDone });
+      const call = new B2buaCall({ srf: this.srf, req, res, uri: target, info, maxCallSeconds: forwarding.maxCallSeconds, tracker: this.tracker, logger: this.logger, onFinal, onDone });
       this.tracker.admit(call);
       void call.start();
     } else {
@@ -163,6 +180,7 @@ export class DrachtioFrontEnd implements CallControl {
   private screenAndProxy(recordRoute: boolean): Middleware {
     return (req, res) => {
       if (!this.fromCore(req)) {
+        if (this.screened(req, res)) return;
         const refused = this.core.checkSource(req.source_address);
         if (refused !== null) {
           const peer = peerOf(req);
@@ -184,6 +202,61 @@ export class DrachtioFrontEnd implements CallControl {
         },
       );
     };
+  }
+
+  /**
+   * Runs the screens; true when one of them dealt with the request (dropped or refused it), so
+   * the caller does nothing more. Requests from the core are not screened (fromCore), as in the
+   * embedded proxy.
+   */
+  private screened(req: DrachtioRequest, res: DrachtioResponse): boolean {
+    if (this.screens.length === 0 || this.fromCore(req)) return false;
+    const peer = peerOf(req);
+    let outcome: Rejection | 'drop' | null = null;
+    try {
+      for (const s of this.screens) {
+        if (s.dropSource?.(peer.address, peer.transport) === true) {
+          outcome = 'drop';
+          break;
+        }
+      }
+      if (outcome === null) {
+        const view: ScreenedRequest = { method: req.method, header: (name) => req.get(name) };
+        for (const s of this.screens) {
+          outcome = s.screen?.(view, peer) ?? null;
+          if (outcome !== null) break;
+        }
+      }
+    } catch (err) {
+      // As the embedded proxy does: a broken screen must not let the request through unscreened.
+      this.logger.error({ message: 'request screen threw', method: req.method, callId: req.get('Call-ID') ?? null, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      outcome = { status: 500, reason: 'Server Internal Error' };
+    }
+    if (outcome === null) return false;
+    if (outcome === 'drop') {
+      this.dropSilently(req);
+      return true;
+    }
+    res.send(outcome.status, outcome.reason, { headers: headersObject(outcome.headers ?? []) });
+    this.srf.endSession(req);
+    return true;
+  }
+
+  /**
+   * "Dropped silently" behind drachtio-server: the app sends nothing. drachtio-server has then
+   * already received and parsed the request (and sent an INVITE its 100 Trying before handing it
+   * over); it holds its pending-request entry for 64 s (CLIENT_TIMEOUT in
+   * pending-request-controller.cpp), absorbs retransmissions, and lets it go without answering the
+   * caller. What the app itself would keep is cleared here: drachtio-srf's table of unanswered
+   * INVITEs (silent-drop.ts), and an outbound connection's per-request socket (endSession).
+   */
+  private dropSilently(req: DrachtioRequest): void {
+    this.droppedRequests++;
+    if (forgetUnansweredInvite(req) === 'unknown-shape' && !this.warnedUnknownSrf) {
+      this.warnedUnknownSrf = true;
+      this.logger.error({ message: 'drachtio-srf internals are not as expected: INVITEs dropped by the defense stay in its pending-invite table until the connection closes (check src/sip/drachtio/silent-drop.ts against this drachtio-srf version)' });
+    }
+    this.srf.endSession(req);
   }
 
   /**

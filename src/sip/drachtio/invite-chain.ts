@@ -11,6 +11,7 @@ import type { DrachtioRequest, DrachtioResponse, Middleware } from './srf-types'
  * `srf.use('invite', [...])`; read top to bottom it is what happens to a call:
  *
  *   srf.use('invite', [
+ *     screenSources,          // banned / listed sources, scanners, floods: dropped or refused
  *     answerStrayReInvites,   // in-dialog INVITE for a dialog nobody here knows: 481
  *     passCoreRequests,       // the core calling a customer: forwarded, not screened
  *     readCallAttempt,        // who calls what (the embedded proxy's extraction rules)
@@ -37,6 +38,11 @@ export type GuardedRequest = DrachtioRequest & { tollguard?: InviteState };
 
 export interface InviteChainHooks {
   core: Pick<GuardCore, 'decide' | 'rules'>;
+  /**
+   * The request screens (attack-source defense) ahead of everything else; true when they dealt
+   * with the request (dropped it silently or answered it), so the chain stops.
+   */
+  screen(req: DrachtioRequest, res: DrachtioResponse): boolean;
   /** The clock of the core's rate windows (monotonicNow in production). */
   now(): number;
   /** Whether this request comes from the SIP core itself (trusted by configuration). */
@@ -52,6 +58,14 @@ export interface InviteChainHooks {
 }
 
 export function inviteChain(h: InviteChainHooks): Middleware<GuardedRequest>[] {
+  // Not calling next() is what keeps a dropped INVITE unanswered: at the end of the chain
+  // drachtio-srf's proto.js would answer 404 itself.
+  const screenSources: Middleware<GuardedRequest> = (req, res, next) => {
+    if (h.screen(req, res)) return;
+    next();
+  };
+
+
   /** RFC 3261 §12.2.2: a request inside a dialog the UAS does not know gets 481. */
   const answerStrayReInvites: Middleware<GuardedRequest> = (req, res, next) => {
     if (hasToTag(req)) {
@@ -102,7 +116,7 @@ export function inviteChain(h: InviteChainHooks): Middleware<GuardedRequest>[] {
     h.forward(req, res, req.tollguard as Required<InviteState>);
   };
 
-  return [answerStrayReInvites, passCoreRequests, readCallAttempt, askTheCore, refuseRejected, chooseForwarding, forwardToCore];
+  return [screenSources, answerStrayReInvites, passCoreRequests, readCallAttempt, askTheCore, refuseRejected, chooseForwarding, forwardToCore];
 }
 
 function hasToTag(req: DrachtioRequest): boolean {

@@ -28,13 +28,13 @@ describe('startDefense', () => {
   it('plugs into the policy: a scanner is dropped, then its address is dropped before parsing, and the ban is in the file', () => {
     const { rules, policy } = setup(true);
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'defense-')), 'state.db');
-    const h = startDefense({ policy, rules, logger: silentLogger(), stateFile: file });
+    const h = startDefense({ frontEnd: policy, rules, logger: silentLogger(), stateFile: file });
     const peer = { transport: 'udp' as const, address: '127.0.0.9', port: 5061 };
     expect(policy.screenRequest(options('friendly-scanner'), peer)).toBe('drop');
     expect(policy.dropSource('127.0.0.9', 'udp')).toBe(true);
     expect(policy.dropSource('127.0.0.8', 'udp')).toBe(false);
     h.stop();
-    const again = startDefense({ policy: setup(true).policy, rules, logger: silentLogger(), stateFile: file });
+    const again = startDefense({ frontEnd: setup(true).policy, rules, logger: silentLogger(), stateFile: file });
     expect(again.defense.isBanned('127.0.0.9')).toBe(true);
     again.stop();
   });
@@ -45,9 +45,9 @@ describe('startDefense', () => {
     fs.writeFileSync(file, '');
     const bad = path.join(file, 'state.db');
     const on = setup(true);
-    expect(() => startDefense({ policy: on.policy, rules: on.rules, logger: silentLogger(), stateFile: bad })).toThrow(/cannot open the ban store .*not-a-dir\/state\.db/);
+    expect(() => startDefense({ frontEnd: on.policy, rules: on.rules, logger: silentLogger(), stateFile: bad })).toThrow(/cannot open the ban store .*not-a-dir\/state\.db/);
     const off = setup(false);
-    const h = startDefense({ policy: off.policy, rules: off.rules, logger: silentLogger(), stateFile: bad });
+    const h = startDefense({ frontEnd: off.policy, rules: off.rules, logger: silentLogger(), stateFile: bad });
     expect(h.defense.enabled).toBe(false);
     h.stop();
   });

@@ -97,6 +97,7 @@ describe('the INVITE middleware chain', () => {
   it('is registered as one srf.use("invite", [...]) chain, plus screens for the other out-of-dialog methods', () => {
     const { srf } = setup();
     expect(srf.stacks.get('invite')!.map((f) => f.name)).toEqual([
+      'screenSources',
       'answerStrayReInvites',
       'passCoreRequests',
       'readCallAttempt',
@@ -190,6 +191,21 @@ describe('allowed calls, b2bua mode', () => {
     expect(rec.ended).toEqual([[callId, 'bye']]);
     expect(core.isAdmitted(callId)).toBe(false);
     expect(srf.endedSessions).toContain(req);
+  });
+
+  it("reports the core's final answer to observers (the defense counts 401/407/403/404), but not a 487 from the caller's CANCEL", async () => {
+    const { srf, rec, invite } = setup();
+    invite({ from: 'b2b', headers: { 'Proxy-Authorization': 'Digest username="b2b", realm="x"' } });
+    srf.b2buas[0].fail(407);
+    invite({ from: 'b2b' });
+    srf.b2buas[1].answer();
+    const cancelled = invite({ from: 'b2b' });
+    cancelled.req.emit('cancel', {});
+    await flush();
+    expect(rec.upstream.map((e) => [e.method, e.status, e.authUser ?? null])).toEqual([
+      ['INVITE', 407, 'b2b'],
+      ['INVITE', 200, null],
+    ]);
   });
 
   it('Max-Forwards: decremented on the B leg, 483 Too Many Hops at 0', async () => {

@@ -145,6 +145,35 @@ describe('INVITEs through a real Srf', () => {
   });
 });
 
+describe('a silent drop through a real Srf (inbound)', () => {
+  it('sends drachtio-server nothing for the dropped INVITE and leaves nothing in drachtio-srf\'s pending-invite table', async () => {
+    const server = new FakeDrachtioServer();
+    const port = await server.listen();
+    const core = new GuardCore(compileRules(loadRuleSet(SHIPPED)));
+    const { logger, lines } = logSink();
+    const srf = newSrf();
+    const fe = new DrachtioFrontEnd({ srf, core, logger, connection: { style: 'inbound', host: '127.0.0.1', port, secret: 'cymru' }, upstream: '127.0.0.1:5080' });
+    fe.addScreen({ dropSource: (address) => address === '127.0.0.66' });
+    await fe.start();
+    await fe.connection.connected();
+    cleanups.push(() => server.close(), () => fe.stop());
+    const raw = (callId: string) =>
+      ['INVITE sip:095550111@127.0.0.1:5060 SIP/2.0', 'Via: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bK-d', 'From: <sip:x@127.0.0.66>;tag=d', 'To: <sip:095550111@127.0.0.1:5060>', `Call-ID: ${callId}`, 'CSeq: 1 INVITE', 'Contact: <sip:x@127.0.0.66:5060>', 'Max-Forwards: 70', 'Content-Length: 0', '', ''].join('\r\n');
+    const dropped = server.sendSip(raw('dropped-1'), { address: '127.0.0.66' });
+    // A call from an unlisted source after it: once its proxy command is back, the dropped one
+    // (sent first on the same socket) has been through the middleware.
+    const passed = server.sendSip(raw('passed-1'), { address: '127.0.0.10' });
+    await server.waitFor((m) => m.body.startsWith(`proxy|${passed}|`));
+    expect(server.received.filter((m) => m.body.includes(dropped))).toEqual([]);
+    expect(fe.droppedRequests).toBe(1);
+    // drachtio-agent.js keeps unanswered INVITEs per connection by Call-ID; a drop must not.
+    const agent = (srf as unknown as { _app: { client: { mapServer: Map<unknown, { pendingNetworkInvites: Map<string, unknown> }> } } })._app.client;
+    const pending = [...agent.mapServer.values()].flatMap((c) => [...c.pendingNetworkInvites.keys()]);
+    expect(pending).not.toContain('dropped-1');
+    expect(lines.some((l) => /drachtio-srf internals/.test(String(l.message)))).toBe(false);
+  });
+});
+
 describe('outbound connections through a real Srf', () => {
   it('listens, authenticates the connection drachtio-server opens, and answers an INVITE on it', async () => {
     const rules = compileRules(loadRuleSet(SHIPPED));

@@ -2,8 +2,27 @@ import { forwardingFor } from '../../../src/core/forwarding';
 import type { Verdict } from '../../../src/core/types';
 import { compileRules } from '../../../src/rules/compile';
 import { loadRuleSet } from '../../../src/rules/load';
-import { connectionSpec } from '../../../src/serve-drachtio';
-import { makeRulesDir, removeDir } from '../rules/helpers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { startDefense } from '../../../src/defense/start';
+import { createLogger, silentLogger } from '../../../src/log';
+import { RuleStore } from '../../../src/rules/rule-store';
+import { connectionSpec, serveDrachtio } from '../../../src/serve-drachtio';
+import { makeRulesDir, removeDir, SHIPPED } from '../rules/helpers';
+import { FakeRequest, FakeResponse, FakeSrf } from './fakes';
+
+function logSink() {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  return { lines, logger: createLogger('debug', sink) };
+}
 
 describe('connectionSpec: flags over guard.yaml', () => {
   const inbound = { host: '10.0.0.5', port: 9022, secret: 'y', mode: 'proxy' as const };
@@ -72,4 +91,77 @@ drachtio:
     expect(forwardingFor(rules, allowed('capped', '+252612345678', true))).toEqual({ mode: 'b2bua', destinationClass: 'high_risk_allowed', maxCallSeconds: 600 });
     expect(forwardingFor(rules, allowed('long', '+61212345678', true))).toEqual({ mode: 'proxy', destinationClass: 'international', maxCallSeconds: 14400 });
   });
+});
+
+describe('serveDrachtio starts the attack-source defense on the drachtio front end', () => {
+  const GUARD_YAML = `sip: { listen: [udp:127.0.0.1:5060], upstream: 127.0.0.1:5080 }
+home_country: NZ
+allowed_sources: [127.0.0.0/24]
+drachtio: { host: 127.0.0.1, port: 9022, secret: cymru, mode: proxy }
+`;
+  const ACCOUNTS_YAML = `accounts:
+  bob: { users: [bob] }
+`;
+
+  async function running() {
+    const dir = makeRulesDir({ guard: GUARD_YAML, accounts: ACCOUNTS_YAML });
+    fs.copyFileSync(path.join(SHIPPED, 'defense.yaml'), path.join(dir, 'defense.yaml'));
+    fs.copyFileSync(path.join(SHIPPED, 'scanner-fingerprints.yaml'), path.join(dir, 'scanner-fingerprints.yaml'));
+    const stateFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'serve-drachtio-')), 'state.db');
+    const { lines, logger } = logSink();
+    const srf = new FakeSrf();
+    const store = RuleStore.open(dir, logger);
+    const spec = connectionSpec({}, store.current.guard.drachtio)!;
+    const guard = await serveDrachtio({ rulesDir: dir, logger, srf, watch: false, stateFile }, store, spec);
+    return { dir, stateFile, lines, srf, guard };
+  }
+
+  it('before connecting, on the front end and the --state file; a scanner INVITE is dropped and banned; stop() closes it', async () => {
+    const { dir, stateFile, lines, srf, guard } = await running();
+    try {
+      const started = lines.findIndex((l) => l.message === 'defense started');
+      expect(started).toBeGreaterThanOrEqual(0);
+      expect(lines[started]).toMatchObject({ store: stateFile });
+      expect(started).toBeLessThan(lines.findIndex((l) => l.message === 'connecting to drachtio-server'));
+
+      const req = new FakeRequest({ source: '127.0.0.40', headers: { 'User-Agent': 'friendly-scanner' } });
+      const res = new FakeResponse();
+      srf.handle(req, res);
+      expect(res.sent).toEqual([]);
+      expect(srf.proxied).toHaveLength(0);
+      expect(guard.defense.defense.isBanned('127.0.0.40')).toBe(true);
+    } finally {
+      await guard.stop();
+      removeDir(dir);
+    }
+    // The ban is in the state file: a second defense on it starts with it in force.
+    const again = await running2(stateFile);
+    expect(again).toBe(true);
+  });
+
+  it('hands a compromised account to the monitor: the account is toll-blocked', async () => {
+    const { dir, guard } = await running();
+    try {
+      guard.defense.defense.emit('compromised', { user: 'bob', account: 'bob', source: '127.0.0.9', dialled: '0061299990000', evidence: { failures: 20, failingSources: ['127.0.0.7', '127.0.0.8', '127.0.0.6'], flaggedAt: Date.now() }, at: Date.now() });
+      expect(guard.core.isTollBlocked('bob')).toBe(true);
+    } finally {
+      await guard.stop();
+      removeDir(dir);
+    }
+  });
+
+  /** Whether 127.0.0.40 is banned according to the state file alone. */
+  async function running2(stateFile: string): Promise<boolean> {
+    const dir = makeRulesDir({ guard: GUARD_YAML, accounts: ACCOUNTS_YAML });
+    fs.copyFileSync(path.join(SHIPPED, 'defense.yaml'), path.join(dir, 'defense.yaml'));
+    const store = RuleStore.open(dir);
+    const h = startDefense({ frontEnd: { addScreen: () => undefined, addObserver: () => undefined }, rules: store, logger: silentLogger(), stateFile });
+    try {
+      return h.defense.isBanned('127.0.0.40');
+    } finally {
+      h.stop();
+      store.close();
+      removeDir(dir);
+    }
+  }
 });
