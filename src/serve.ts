@@ -74,7 +74,13 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
   });
   const calls = new EmbeddedCallControl(policy, proxy);
   // Before the first call: the toll blocks in the store must be in force from the start.
-  const monitor = startMonitor({ rules: store, core, policy, calls, logger, stateFile: opts.stateFile });
+  let monitor: RunningMonitor;
+  try {
+    monitor = startMonitor({ rules: store, core, policy, calls, logger, stateFile: opts.stateFile });
+  } catch (err) {
+    defense.stop();
+    throw err;
+  }
   try {
     await proxy.start();
   } catch (err) {
