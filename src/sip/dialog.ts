@@ -8,9 +8,13 @@
  * the hops between it and the callee are the entries above its own, reversed, and the hops between
  * it and the caller are the entries below its own, in order.
  */
+import type { InviteEcho } from './build';
+import type { SipResponse } from './message';
 import type { Peer } from './policy';
+import { splitCommaSpans, textToBytes } from './syntax';
+import type { ClientTransaction, ServerTransaction } from './transaction';
 import type { Connection, LocalEndpoint } from './transport';
-import { textToBytes } from './syntax';
+import { parseNameAddr } from './uri';
 
 export interface DialogRecord {
   callId: string;
@@ -57,6 +61,54 @@ export function routeSetsAround(recordRoute: string[], isSelf: (value: string) =
   }
   if (first < 0) return null;
   return { toCallee: recordRoute.slice(0, first).reverse(), toCaller: recordRoute.slice(last + 1) };
+}
+
+/**
+ * The record of an admitted INVITE's dialog, taken from the INVITE as forwarded (echo), the
+ * server transaction it came in on, the client transaction it left on, and the 2xx. Null when
+ * the dialog cannot be addressed: a Contact missing or unreadable (§12.1.1), or this proxy not in
+ * the Record-Route set (then in-dialog requests do not pass here and a BYE would be guesswork).
+ */
+export function dialogRecordOf(
+  tx: ServerTransaction,
+  c: ClientTransaction,
+  echo: InviteEcho,
+  res: SipResponse,
+  isSelf: (routeValue: string) => boolean,
+): DialogRecord | null {
+  const calleeContact = res.firstValue('contact');
+  if (echo.contact === undefined || calleeContact === undefined) return null;
+  let callerTarget: string;
+  let calleeTarget: string;
+  try {
+    callerTarget = textToBytes(parseNameAddr(echo.contact).uri);
+    calleeTarget = textToBytes(parseNameAddr(calleeContact).uri);
+  } catch {
+    return null;
+  }
+  const rr: string[] = [];
+  for (const line of res.fieldLines('record-route')) {
+    const v = fieldValue(line);
+    for (const sp of splitCommaSpans(v)) rr.push(v.slice(sp.start, sp.end));
+  }
+  const sets = routeSetsAround(rr, isSelf);
+  if (sets === null) return null;
+  return {
+    callId: tx.callId,
+    callerPeer: tx.peer,
+    callerLocal: tx.local,
+    callerConn: tx.conn,
+    callerTarget,
+    callerRoutes: sets.toCaller,
+    calleeDest: c.dest,
+    calleeLocal: c.local,
+    calleeTarget,
+    calleeRoutes: sets.toCallee,
+    from: fieldValue(echo.from),
+    to: fieldValue(res.fieldLines('to')[0] ?? ''),
+    callerCseq: echo.cseq,
+    calleeCseq: 0,
+  };
 }
 
 export interface ByeParts {

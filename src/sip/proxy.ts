@@ -27,8 +27,8 @@ import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
-import { buildBye, fieldValue, routeSetsAround, type DialogRecord } from './dialog';
-import { splitCommaSpans, textToBytes } from './syntax';
+import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
+import { textToBytes } from './syntax';
 
 export interface ProxyOptions {
   /** "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:[::1]:5060"; port 0 picks a free port (tests). */
@@ -994,50 +994,15 @@ export class SipProxy extends EventEmitter {
 
   private rememberDialog(c: ClientTransaction, tx: ServerTransaction, res: SipResponse): void {
     this.ringing.delete(tx.callId);
-    const echo = c.echo!;
-    const calleeContact = res.firstValue('contact');
-    if (echo.contact === undefined || calleeContact === undefined) return; // §12.1.1: no Contact, no dialog we can address
-    let callerTarget: string;
-    let calleeTarget: string;
-    try {
-      callerTarget = textToBytes(parseNameAddr(echo.contact).uri);
-      calleeTarget = textToBytes(parseNameAddr(calleeContact).uri);
-    } catch {
-      return;
-    }
-    const rr: string[] = [];
-    for (const line of res.fieldLines('record-route')) {
-      const v = fieldValue(line);
-      for (const sp of splitCommaSpans(v)) rr.push(v.slice(sp.start, sp.end));
-    }
-    const sets = routeSetsAround(rr, (v) => this.router!.isSelfRoute(v));
-    if (sets === null) return;
+    const record = dialogRecordOf(tx, c, c.echo!, res, (v) => this.router!.isSelfRoute(v));
+    if (record === null) return;
     const now = Date.now();
-    const ttl = this.opts.dialogTtlMs ?? 4 * 3600_000;
     // Insertion order is expiry order: drop expired and over-bound records from the front.
     for (const [key, old] of this.dialogs) {
       if (old.expires > now && this.dialogs.size < DIALOGS_MAX) break;
       this.dialogs.delete(key);
     }
-    this.dialogs.set(tx.callId, {
-      expires: now + ttl,
-      record: {
-        callId: tx.callId,
-        callerPeer: tx.peer,
-        callerLocal: tx.local,
-        callerConn: tx.conn,
-        callerTarget,
-        callerRoutes: sets.toCaller,
-        calleeDest: c.dest,
-        calleeLocal: c.local,
-        calleeTarget,
-        calleeRoutes: sets.toCallee,
-        from: fieldValue(echo.from),
-        to: fieldValue(res.fieldLines('to')[0] ?? ''),
-        callerCseq: echo.cseq,
-        calleeCseq: 0,
-      },
-    });
+    this.dialogs.set(tx.callId, { expires: now + (this.opts.dialogTtlMs ?? 4 * 3600_000), record });
   }
 
   private sendByes(d: DialogRecord, reason: string): void {
