@@ -2,6 +2,7 @@ import type { Logger } from 'winston';
 import type { GuardCore } from '../core/guard-core';
 import type { Verdict } from '../core/types';
 import { monotonicNow } from '../clock';
+import { lineSinkOf, type LineSink } from '../log';
 import { toCallAttempt } from './call-attempt';
 import type { SipRequest } from './message';
 import type { Peer, ProxyPolicy, Rejection } from './policy';
@@ -13,11 +14,16 @@ export type DecisionLogMode = 'all' | 'rejects' | 'none';
  * and the core's verdicts into SIP answers. It holds no policy of its own.
  */
 export class GuardPolicy implements ProxyPolicy {
+  /** Set when decisions is a createLogger() logger: lines skip winston's pipeline (see LineSink). */
+  private readonly sink: LineSink | undefined;
+
   constructor(
     private readonly core: GuardCore,
     private readonly decisions: Logger,
     private decisionLog: DecisionLogMode = 'all',
-  ) {}
+  ) {
+    this.sink = lineSinkOf(decisions);
+  }
 
   setDecisionLog(mode: DecisionLogMode): void {
     this.decisionLog = mode;
@@ -55,6 +61,29 @@ export class GuardPolicy implements ProxyPolicy {
 
   private log(req: SipRequest, from: Peer, v: Verdict, micros: number, dialled: string): void {
     if (this.decisionLog === 'none' || (this.decisionLog === 'rejects' && v.allow)) return;
+    if (this.sink !== undefined) {
+      if (!this.decisions.isInfoEnabled() || this.decisions.silent) return;
+      // The same line log.ts's lean format writes: time first, level last.
+      this.sink.write(JSON.stringify({
+        time: new Date().toISOString(),
+        message: 'decision',
+        method: req.method,
+        callId: req.callId,
+        account: v.account ?? null,
+        source: from.address,
+        transport: from.transport,
+        dialled: dialled || null,
+        normalised: v.normalised ?? null,
+        international: v.international ?? null,
+        verdict: v.allow ? 'allow' : 'reject',
+        status: v.allow ? null : v.status,
+        rule: v.rule,
+        detail: v.detail || null,
+        us: Math.round(micros * 10) / 10,
+        level: 'info',
+      }));
+      return;
+    }
     this.decisions.info({
       message: 'decision',
       method: req.method,
