@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cpuTicks, writeBenchRules } from './proxy-bench';
+import { writeBenchRules } from './bench-rules';
+import { cpuTicks } from './proxy-bench';
 import { runBuiltinUac, startBuiltinUas } from './sipp-run';
 
 /**
