@@ -61,7 +61,7 @@ function verdict(
 function attribute(r: CompiledRules, a: CallAttempt, family: number): CompiledAccount | undefined {
   const bySource = r.accountBySource.lookupParsed(family, words);
   if (bySource !== undefined) return bySource;
-  const users = r.accountByUser;
+  const users = r.userIndex;
   let account: CompiledAccount | undefined;
   if (a.authUser !== undefined) account = users.get(a.authUser);
   if (account === undefined && a.assertedUser !== undefined) account = users.get(a.assertedUser);

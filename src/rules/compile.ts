@@ -1,3 +1,4 @@
+import { StringIndex } from '../core/string-index';
 import IPCIDR from 'ip-cidr';
 import { CidrSet, CidrTrie } from '../core/cidr-trie';
 import { DialPlan, isKnownCountry } from '../core/dial-plan';
@@ -75,6 +76,8 @@ export interface CompiledRules {
   readonly accountBySource: CidrTrie<CompiledAccount>;
   /** Digest username / PAI user / From user -> account. */
   readonly accountByUser: ReadonlyMap<string, CompiledAccount>;
+  /** The same as accountByUser, in the table GuardCore.decide reads per call (see StringIndex). */
+  readonly userIndex: StringIndex<CompiledAccount>;
   readonly accounts: ReadonlyMap<string, CompiledAccount>;
   /** The synthetic account used when unknown_caller is 'allow': the defaults, no sources. */
   readonly unknownAccount: CompiledAccount;
@@ -386,6 +389,7 @@ export function compileRules(set: RuleSet): CompiledRules {
     allowedSources,
     accountBySource,
     accountByUser,
+    userIndex: new StringIndex(accountByUser),
     accounts,
     unknownAccount,
     highRisk,

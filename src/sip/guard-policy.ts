@@ -2,6 +2,7 @@ import type { Logger } from 'winston';
 import type { GuardCore } from '../core/guard-core';
 import type { CallAttempt, Verdict } from '../core/types';
 import { monotonicNow } from '../clock';
+import { DecisionLog, type DecisionLogMode } from './decision-log';
 import { digestUsername, toCallAttempt, userOf } from './call-attempt';
 import type { CallEndReason, CallObserver, LiveCall, UpstreamAnswerEvent } from './call-events';
 import type { SipRequest } from './message';
@@ -10,7 +11,7 @@ import type { RequestScreen, ScreenHost } from './request-screen';
 
 export type { RequestScreen } from './request-screen';
 
-export type DecisionLogMode = 'all' | 'rejects' | 'none';
+export type { DecisionLogMode };
 
 /** What watchAnswer() keeps of a request until the core's final answer comes back. */
 type Watched = Omit<UpstreamAnswerEvent, 'status' | 'at'>;
@@ -27,15 +28,18 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   private watchAnswers = false;
   /** Admitted calls not yet ended, by Call-ID: what the monitor and hangUpCalls() look at. */
   readonly live = new Map<string, LiveCall>();
+  private readonly decisionLog: DecisionLog;
 
   constructor(
     private readonly core: GuardCore,
     private readonly decisions: Logger,
-    private decisionLog: DecisionLogMode = 'all',
-  ) {}
+    decisionLog: DecisionLogMode = 'all',
+  ) {
+    this.decisionLog = new DecisionLog(decisions, decisionLog);
+  }
 
   setDecisionLog(mode: DecisionLogMode): void {
-    this.decisionLog = mode;
+    this.decisionLog.setMode(mode);
   }
 
   addObserver(o: CallObserver): void {
@@ -152,23 +156,7 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   }
 
   private log(req: SipRequest, from: Peer, v: Verdict, micros: number, dialled: string): void {
-    if (this.decisionLog === 'none' || (this.decisionLog === 'rejects' && v.allow)) return;
-    this.decisions.info({
-      message: 'decision',
-      method: req.method,
-      callId: req.callId,
-      account: v.account ?? null,
-      source: from.address,
-      transport: from.transport,
-      dialled: dialled || null,
-      normalised: v.normalised ?? null,
-      international: v.international ?? null,
-      verdict: v.allow ? 'allow' : 'reject',
-      status: v.allow ? null : v.status,
-      rule: v.rule,
-      detail: v.detail || null,
-      us: Math.round(micros * 10) / 10,
-    });
+    this.decisionLog.write(req.method, req.callId, from, dialled, v, micros);
   }
 }
 

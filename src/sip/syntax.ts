@@ -58,12 +58,25 @@ export function isWs(c: number): boolean {
 export type Params = Record<string, string | null>;
 
 /**
+ * An empty parameter table with no inherited keys (like Object.create(null), so "constructor" or
+ * "__proto__" from the wire are plain own entries). Object.create(null) objects start in V8's
+ * dictionary mode, which made every Via/URI/tag parameter table a hash table; instances of a
+ * constructor whose prototype is itself prototype-less stay fast objects. ~35 vs ~62 ns to
+ * build and read a two-parameter table (node 20 micro-benchmark).
+ */
+function NullProtoParams(this: object): void {}
+NullProtoParams.prototype = Object.create(null) as object;
+export function emptyParams<T = Params>(): T {
+  return new (NullProtoParams as unknown as new () => T)();
+}
+
+/**
  * Parses ";a=b;c;d="q;x"" into {a:'b', c:null, d:'q;x'}. Names are lower-cased (parameter names
  * are case-insensitive, RFC 3261 §7.3.1); values are kept as written, quotes removed.
  * `s` must start at the first ';' (or be empty).
  */
 export function parseParams(s: string): Params {
-  const params: Params = Object.create(null) as Params;
+  const params: Params = emptyParams();
   let i = 0;
   const n = s.length;
   while (i < n) {

@@ -4,7 +4,7 @@
  * Parse errors throw UriError; tryParse* variants return undefined.
  */
 import { isIP } from 'node:net';
-import { Params, parseParams, percentDecode, isWs } from './syntax';
+import { Params, emptyParams, parseParams, percentDecode, isWs } from './syntax';
 
 export class UriError extends Error {
   constructor(message: string, readonly input: string) {
@@ -120,7 +120,7 @@ function parseSipBody(scheme: 'sip' | 'sips', rest: string, input: string): SipU
     host: host.toLowerCase(),
     hostIsIp: isIP(host) !== 0,
     params,
-    userParams: Object.create(null) as Params,
+    userParams: emptyParams(),
     headers: parseUriHeaders(headersPart),
   };
   if (port !== undefined) uri.port = port;
@@ -153,7 +153,7 @@ function parseTelBody(rest: string, input: string): TelUri {
   const semi = rest.indexOf(';');
   const rawNumber = semi >= 0 ? rest.slice(0, semi) : rest;
   if (!rawNumber) throw new UriError('tel: URI without a number', input);
-  const params = semi >= 0 ? parseParams(rest.slice(semi)) : (Object.create(null) as Params);
+  const params = semi >= 0 ? parseParams(rest.slice(semi)) : emptyParams();
   const uri: TelUri = { scheme: 'tel', number: percentDecode(rawNumber), params };
   const pc = params['phone-context'];
   if (pc) uri.phoneContext = percentDecode(pc);
@@ -161,7 +161,7 @@ function parseTelBody(rest: string, input: string): TelUri {
 }
 
 function parseUriHeaders(s: string): Record<string, string> {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const out: Record<string, string> = emptyParams<Record<string, string>>();
   if (!s) return out;
   for (const pair of s.split('&')) {
     const eq = pair.indexOf('=');

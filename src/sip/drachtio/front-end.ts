@@ -5,7 +5,7 @@ import type { Verdict } from '../../core/types';
 import { parseHostPortSpec, type HostPortSpec } from '../address';
 import { digestUsername, userOf } from '../call-attempt';
 import type { CallControl, CallObserver, HangUpFilter, LiveCall, UpstreamAnswerEvent } from '../call-events';
-import type { DecisionLogMode } from '../guard-policy';
+import { DecisionLog, type DecisionLogMode } from '../decision-log';
 import type { Rejection } from '../policy';
 import type { RequestScreen, ScreenedRequest, ScreenHost } from '../request-screen';
 import { formatHostPort, tryParseUri } from '../uri';
@@ -13,7 +13,6 @@ import { headersObject, sendRejection } from './answer';
 import { B2buaCall } from './b2bua-call';
 import { CallTracker } from './call-tracker';
 import { DrachtioConnection, type ConnectionOptions, type DrachtioConnectionSpec } from './connection';
-import { logDecision } from './decision-log';
 import { inviteChain, type GuardedRequest, type InviteState } from './invite-chain';
 import { ObserverList } from './observers';
 import { ProxyCall } from './proxy-call';
@@ -57,7 +56,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
   private readonly observers: ObserverList;
   private readonly tracker: CallTracker;
   private readonly wallClock: () => number;
-  private decisionLog: DecisionLogMode;
+  private readonly decisionLog: DecisionLog;
   private upstream: HostPortSpec;
   private maxCallSeconds: number;
   private readonly screens: RequestScreen[] = [];
@@ -70,7 +69,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
     this.core = o.core;
     this.logger = o.logger;
     this.wallClock = o.wallClock ?? Date.now;
-    this.decisionLog = o.decisionLog ?? 'all';
+    this.decisionLog = new DecisionLog(o.logger, o.decisionLog ?? 'all');
     this.upstream = parseHostPortSpec(o.upstream);
     this.maxCallSeconds = o.maxCallSeconds ?? o.core.rules.guard.sip.max_call_seconds ?? 14_400;
     this.observers = new ObserverList(o.logger);
@@ -100,7 +99,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
   }
 
   setDecisionLog(mode: DecisionLogMode): void {
-    this.decisionLog = mode;
+    this.decisionLog.setMode(mode);
   }
 
   liveCalls(accountId?: string): LiveCall[] {
@@ -147,7 +146,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
   }
 
   private decided(state: InviteState, verdict: Verdict, micros: number): void {
-    logDecision(this.logger, this.decisionLog, state.attempt, state.peer, verdict, micros);
+    this.decisionLog.write('INVITE', state.attempt.callId, state.peer, state.attempt.dialled, verdict, micros);
     this.observers.decided({ callId: state.attempt.callId, attempt: state.attempt, verdict, peer: state.peer, at: this.wallClock() });
   }
 

@@ -1,4 +1,5 @@
 import { parseUri, parseSipUri, parseNameAddr, tryParseUri, dialledOf, UriError, formatHostPort } from '../../../src/sip/uri';
+import { parseParams } from '../../../src/sip/syntax';
 
 describe('SIP URIs (RFC 3261 §19.1)', () => {
   it('sip: with user, port and parameters', () => {
@@ -91,5 +92,19 @@ describe('name-addr / addr-spec (RFC 3261 §20.10)', () => {
     expect(() => parseNameAddr('"unterminated <sip:a@b>')).toThrow(UriError);
     expect(() => parseNameAddr('<sip:a@b')).toThrow(UriError);
     expect(() => parseNameAddr('<sip:a@b> junk')).toThrow(UriError);
+  });
+});
+
+describe('parameter tables', () => {
+  it('inherit no keys, and names such as __proto__ or constructor from the wire are plain entries', () => {
+    const p = parseParams(';__proto__=x;constructor;toString=y;lr');
+    expect(p.__proto__).toBe('x');
+    expect(p.constructor).toBeNull();
+    expect(p.tostring).toBe('y'); // names are lower-cased
+    expect(Object.keys(p)).toEqual(['__proto__', 'constructor', 'tostring', 'lr']);
+    const empty = parseParams('');
+    expect('toString' in empty).toBe(false);
+    expect('hasOwnProperty' in empty).toBe(false);
+    expect(({} as Record<string, unknown>).x).toBeUndefined(); // Object.prototype untouched
   });
 });

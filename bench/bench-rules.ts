@@ -1,0 +1,39 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const IP = '127.0.0.1';
+const UAS_PORT = 17080;
+const GUARD_PORT = 17060;
+
+/** The proxy benchmarks' rules: one account (sipp) and `prefixes` high-risk ranges no call hits. */
+export function writeBenchRules(dir: string, prefixes: number, decisions = process.env.BENCH_DECISION_LOG ?? 'all'): void {
+  fs.writeFileSync(
+    path.join(dir, 'guard.yaml'),
+    [
+      'sip:',
+      `  listen: [udp:${IP}:${GUARD_PORT}]`,
+      `  upstream: ${IP}:${UAS_PORT}`,
+      'home_country: NZ',
+      'allowed_sources: [127.0.0.0/8, 27.111.12.0/24, 10.0.0.0/8, "2001:db8::/32"]',
+      'unknown_caller: reject',
+      'log:',
+      `  decisions: ${decisions}`,
+    ].join('\n') + '\n',
+  );
+  fs.writeFileSync(
+    path.join(dir, 'accounts.yaml'),
+    [
+      'defaults:',
+      '  international: true',
+      '  limits: { calls_per_second: 100000, calls_per_minute: 6000000, concurrent_calls: 100000 }',
+      'accounts:',
+      '  sipp:',
+      '    users: [sipp]',
+      '    allowed_sources: [127.0.0.0/8]',
+    ].join('\n') + '\n',
+  );
+  // Prefixes the bench numbers never hit, so every call walks the trie and is allowed.
+  const lines: string[] = [];
+  for (let i = 0; i < prefixes; i++) lines.push(`- { prefix: "+${880000 + i}", name: "Bench range ${i}" }`);
+  fs.writeFileSync(path.join(dir, 'high-risk-destinations.yaml'), lines.join('\n') + '\n');
+}
