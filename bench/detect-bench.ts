@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { possibleMisdial } from '../src/core/misdial';
+import { DialPlan } from '../src/core/dial-plan';
 import { FraudDetector } from '../src/monitor/fraud-detector';
 import { compileMonitor, type CompiledMonitor } from '../src/monitor/thresholds';
 import type { AttemptEvent, Finding } from '../src/monitor/types';
@@ -159,7 +159,7 @@ const misdialers = new Set<string>();
 while (misdialers.size < 20) misdialers.add(pick(profiles).id);
 for (const id of misdialers) {
   const dialled = '00252' + digits(6);
-  attempt(id, at(int(0, 6), 9 + rand() * 10), '+' + dialled.slice(2), 0, -1, false, possibleMisdial(dialled, 'NZ'));
+  attempt(id, at(int(0, 6), 9 + rand() * 10), '+' + dialled.slice(2), 0, -1, false, DialPlan.for('NZ').misdialOf(dialled));
 }
 // Travel: a day of calls to one or two countries the account never called.
 const travellers = new Set<string>();

@@ -38,6 +38,7 @@ const BAD_CONTEXT = invalid('phone-context is not a global number');
 /** The parts of libphonenumber's NumberingPlan this module reads (present at runtime, not all typed). */
 interface PlanInternals {
   IDDPrefix(): string;
+  nationalPrefix(): string | undefined;
   nationalPrefixForParsing(): string | undefined;
   nationalPrefixTransformRule(): string | undefined;
   nationalNumberPattern(): string;
@@ -135,6 +136,8 @@ export class DialPlan {
   private readonly npp: RegExp | null;
   private readonly nppAnchored: RegExp | null;
   private readonly transform: string | null;
+  /** The national prefix as dialled ("0" in NZ), for the misdial reading; null when there is none. */
+  private readonly nationalPrefix: string | null;
   private readonly nationalPattern: RegExp;
   private readonly lengthMask: number;
   private readonly minLength: number;
@@ -152,6 +155,7 @@ export class DialPlan {
     this.npp = npp ? sticky(npp) : null;
     this.nppAnchored = npp ? new RegExp(`^(?:${npp})`) : null;
     this.transform = plan.nationalPrefixTransformRule() || null;
+    this.nationalPrefix = plan.nationalPrefix() || null;
     this.nationalPattern = new RegExp(`^(?:${plan.nationalNumberPattern()})$`);
     const lengths = plan.possibleLengths() ?? [];
     // No length data means libphonenumber treats every length as possible.
@@ -218,6 +222,26 @@ export class DialPlan {
     }
     const national = this.stripNationalPrefix(d) ?? this.stripOwnCallingCode(d) ?? d;
     return this.domestic(national);
+  }
+
+  /**
+   * "Possible misdial": the caller meant a domestic number but typed the international prefix
+   * instead of the national one (in NZ, 00252... typed for 0252..., which reads as Somalia +252).
+   * Returns the national-format number probably meant ("0252612345") when the dialled digits start
+   * with the international prefix and the rest is a possible, pattern-valid national number of
+   * this country; otherwise undefined. Compiled metadata only (the same length set and national
+   * number pattern that normalise() uses), so it costs a regex test, not a libphonenumber parse.
+   */
+  misdialOf(dialled: string): string | undefined {
+    if (this.nationalPrefix === null) return undefined;
+    const d = /^[0-9]+$/.test(dialled) ? dialled : digitsOnly(dialled, 0);
+    if (d.length === 0 || d.length !== dialled.replace(/[\s.()-]/g, '').length) return undefined;
+    const idd = this.idd;
+    idd.lastIndex = 0;
+    if (!idd.test(d)) return undefined;
+    const rest = d.slice(idd.lastIndex);
+    if (rest.length === 0 || this.lengthFit(rest.length) !== POSSIBLE || !this.nationalPattern.test(rest)) return undefined;
+    return this.nationalPrefix + rest;
   }
 
   /** True when the E.164 number ("+..." or digits) is inside this plan's country. */

@@ -8,7 +8,6 @@ import {
 import { CallLedger, type LiveCounter } from './call-ledger';
 import { FAMILY_NONE, parseIp } from './ip';
 import { RATE_OK, RATE_SECOND, RateLimiter, type RateState } from './rate-limiter';
-import { possibleMisdial } from './misdial';
 import type { CallAttempt, RuleId, Verdict } from './types';
 
 /**
@@ -233,9 +232,9 @@ export class GuardCore {
     return null;
   }
 
-  /** A high-risk refusal; when the digits look like a misdialled domestic number it says so (core/misdial.ts). */
+  /** A high-risk refusal; when the digits look like a misdialled domestic number it says so (DialPlan.misdialOf). */
   private highRisk(r: CompiledRules, account: CompiledAccount, a: CallAttempt, detail: string, e164: string, international: boolean): Verdict {
-    const meant = possibleMisdial(a.dialled, account.dialPlan.country);
+    const meant = account.dialPlan.misdialOf(a.dialled);
     if (meant === undefined) return verdict('high_risk', r.responses.high_risk, detail, account.id, e164, international);
     const v = verdict('high_risk', r.responses.high_risk, `possible misdial of ${meant}: ${detail}`, account.id, e164, international);
     v.misdial = meant;

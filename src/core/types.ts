@@ -56,7 +56,7 @@ export interface Verdict {
   international?: boolean;
   /**
    * Rule high_risk only: the domestic number the caller probably meant when the high-risk number
-   * looks like a misdialled prefix (core/misdial.ts). The fraud monitor forgives one such attempt.
+   * looks like a misdialled prefix (DialPlan.misdialOf). The fraud monitor forgives one such attempt.
    */
   misdial?: string;
 }

@@ -1,10 +1,12 @@
-import { possibleMisdial } from '../../../src/core/misdial';
+import { DialPlan } from '../../../src/core/dial-plan';
+
+const possibleMisdial = (dialled: string, country: string) => DialPlan.for(country).misdialOf(dialled);
 import { GuardCore } from '../../../src/core/guard-core';
 import { compileRules } from '../../../src/rules/compile';
 import { loadRuleSet } from '../../../src/rules/load';
 import * as path from 'node:path';
 
-describe('possibleMisdial', () => {
+describe('DialPlan.misdialOf (possible misdial)', () => {
   it('reads 00 typed for 0 in NZ: 00252612345 could be the NZ number 0252612345', () => {
     expect(possibleMisdial('00252612345', 'NZ')).toBe('0252612345');
   });
@@ -17,6 +19,16 @@ describe('possibleMisdial', () => {
   it('needs the international prefix as dialled; a + number was meant as international', () => {
     expect(possibleMisdial('+252612345', 'NZ')).toBeUndefined();
     expect(possibleMisdial('252612345', 'NZ')).toBeUndefined();
+  });
+
+  it('reads separators like the dial plan does, and refuses letters', () => {
+    expect(possibleMisdial('00 252 612 345', 'NZ')).toBe('0252612345');
+    expect(possibleMisdial('00252abc345', 'NZ')).toBeUndefined();
+  });
+
+  it('uses each country\'s own prefixes: 011 and no national prefix in the US, 0011 and 0 in AU', () => {
+    expect(possibleMisdial('011252612345', 'US')).toBeUndefined(); // NANP has no national prefix to mistake
+    expect(possibleMisdial('0011212345678', 'AU')).toBe('0212345678');
   });
 });
 
