@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
-import { handCompromisedToMonitor } from './defense/hand-over';
-import { startDefense, type DefenseHandle } from './defense/start';
+import type { DefenseHandle } from './defense/start';
+import { startAroundFrontEnd } from './guard-services';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import type { DrachtioConfig } from './rules/config-types';
@@ -11,7 +11,7 @@ import { DrachtioFrontEnd } from './sip/drachtio/front-end';
 import { newSrf, type Srf } from './sip/drachtio/srf-types';
 import type { CallControl } from './sip/call-events';
 import { serve, type RunningGuard, type ServeOptions } from './serve';
-import { startMonitor, type RunningMonitor } from './monitor/start';
+import type { RunningMonitor } from './monitor/start';
 
 /** Command-line overrides of guard.yaml's drachtio section. */
 export interface DrachtioFlags {
@@ -86,24 +86,9 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     // the sip.max_call_seconds backstop.
     logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
   }
-  // Before connecting, so stored bans hold from the first request drachtio-server hands over.
-  const defense = startDefense({ frontEnd, rules: store, logger, stateFile: opts.stateFile });
-  // Before the first call: the toll blocks in the store must be in force from the start.
-  let monitor: RunningMonitor;
-  try {
-    monitor = startMonitor({ rules: store, core, policy: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile });
-  } catch (err) {
-    defense.stop();
-    throw err;
-  }
-  try {
-    await frontEnd.start();
-  } catch (err) {
-    defense.stop();
-    await monitor.stop();
-    throw err;
-  }
-  handCompromisedToMonitor(defense, monitor);
+  // Stored bans and toll blocks are in force before drachtio-server's first request (guard-services.ts).
+  const services = await startAroundFrontEnd({ rules: store, core, host: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile, startFrontEnd: () => frontEnd.start() });
+  const { defense, monitor } = services;
   if (opts.watch !== false) store.watch();
   const onHangup = (): void => {
     store.reload('SIGHUP');
@@ -134,8 +119,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
       process.off('SIGHUP', onHangup);
       store.close();
       await frontEnd.stop();
-      await monitor.stop();
-      defense.stop();
+      await services.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };

@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import { GuardCore } from './core/guard-core';
-import { handCompromisedToMonitor } from './defense/hand-over';
-import { startDefense, type DefenseHandle } from './defense/start';
+import type { DefenseHandle } from './defense/start';
+import { startAroundFrontEnd } from './guard-services';
 import { createLogger } from './log';
 import type { CompiledRules } from './rules/compile';
 import { RuleStore } from './rules/rule-store';
@@ -9,7 +9,7 @@ import type { CallControl } from './sip/call-events';
 import { EmbeddedCallControl } from './sip/embedded-call-control';
 import { GuardPolicy } from './sip/guard-policy';
 import { SipProxy } from './sip/proxy';
-import { startMonitor, type RunningMonitor } from './monitor/start';
+import type { RunningMonitor } from './monitor/start';
 
 export interface ServeOptions {
   rulesDir: string;
@@ -62,9 +62,6 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     warnAboutRestartOnlySettings(logger, opts, previous, next);
   });
 
-  // Before the sockets open, so stored bans hold from the first packet.
-  const defense = startDefense({ frontEnd: policy, rules: store, logger, stateFile: opts.stateFile });
-
   const proxy = new SipProxy({
     listen,
     upstream,
@@ -73,22 +70,9 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     logger,
   });
   const calls = new EmbeddedCallControl(policy, proxy);
-  // Before the first call: the toll blocks in the store must be in force from the start.
-  let monitor: RunningMonitor;
-  try {
-    monitor = startMonitor({ rules: store, core, policy, calls, logger, stateFile: opts.stateFile });
-  } catch (err) {
-    defense.stop();
-    throw err;
-  }
-  try {
-    await proxy.start();
-  } catch (err) {
-    defense.stop();
-    await monitor.stop();
-    throw err;
-  }
-  handCompromisedToMonitor(defense, monitor);
+  // Stored bans and toll blocks are in force before the first packet (guard-services.ts).
+  const services = await startAroundFrontEnd({ rules: store, core, host: policy, calls, logger, stateFile: opts.stateFile, startFrontEnd: () => proxy.start() });
+  const { defense, monitor } = services;
   if (opts.watch !== false) store.watch();
 
   const onHangup = (): void => {
@@ -119,8 +103,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
       process.off('SIGHUP', onHangup);
       store.close();
       await proxy.stop();
-      await monitor.stop();
-      defense.stop();
+      await services.stop();
       logger.info({ message: 'tollguard stopped' });
     },
   };

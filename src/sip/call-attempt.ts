@@ -34,6 +34,29 @@ export function toCallAttempt(req: InviteView, source: string, now: number): Cal
   return attempt;
 }
 
+/** Who a request says it is, as the defense counts refused credentials and unknown users. */
+export interface RequestIdentity {
+  /** Digest username of Proxy-Authorization / Authorization, when the request carried credentials. */
+  authUser?: string;
+  /** User of the To URI (the username a REGISTER is for, the extension an INVITE is for). */
+  toUser?: string;
+  fromUser?: string;
+  userAgent?: string;
+}
+
+/** Reads RequestIdentity through a header lookup, so both front ends read it with the same code. */
+export function identityOf(header: (name: string) => string | undefined, into: RequestIdentity = {}): RequestIdentity {
+  const authUser = digestUsername(header('proxy-authorization')) ?? digestUsername(header('authorization'));
+  if (authUser !== undefined) into.authUser = authUser;
+  const toUser = userOf(header('to'));
+  if (toUser !== undefined) into.toUser = toUser;
+  const fromUser = userOf(header('from'));
+  if (fromUser !== undefined) into.fromUser = fromUser;
+  const ua = header('user-agent');
+  if (ua !== undefined) into.userAgent = ua;
+  return into;
+}
+
 /** The user of a name-addr header (From, To, P-Asserted-Identity): sip: user or tel: number. */
 export function userOf(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;

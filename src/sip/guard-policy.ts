@@ -3,7 +3,7 @@ import type { GuardCore } from '../core/guard-core';
 import type { CallAttempt, Verdict } from '../core/types';
 import { monotonicNow } from '../clock';
 import { DecisionLog, type DecisionLogMode } from './decision-log';
-import { digestUsername, toCallAttempt, userOf } from './call-attempt';
+import { identityOf, toCallAttempt } from './call-attempt';
 import type { CallEndReason, CallObserver, LiveCall, UpstreamAnswerEvent } from './call-events';
 import type { SipRequest } from './message';
 import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
@@ -124,14 +124,7 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   watchAnswer(req: SipRequest, from: Peer): Watched | undefined {
     if (!this.watchAnswers) return undefined;
     const w: Watched = { method: req.method, callId: req.callId, peer: from };
-    const authUser = digestUsername(req.header('proxy-authorization')) ?? digestUsername(req.header('authorization'));
-    if (authUser !== undefined) w.authUser = authUser;
-    const toUser = userOf(req.header('to'));
-    if (toUser !== undefined) w.toUser = toUser;
-    const fromUser = userOf(req.header('from'));
-    if (fromUser !== undefined) w.fromUser = fromUser;
-    const ua = req.header('user-agent');
-    if (ua !== undefined) w.userAgent = ua;
+    identityOf((name) => req.header(name), w);
     return w;
   }
 

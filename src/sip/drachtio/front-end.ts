@@ -3,7 +3,7 @@ import { monotonicNow } from '../../clock';
 import type { GuardCore } from '../../core/guard-core';
 import type { Verdict } from '../../core/types';
 import { parseHostPortSpec, type HostPortSpec } from '../address';
-import { digestUsername, userOf } from '../call-attempt';
+import { identityOf } from '../call-attempt';
 import type { CallControl, CallObserver, HangUpFilter, LiveCall, UpstreamAnswerEvent } from '../call-events';
 import { DecisionLog, type DecisionLogMode } from '../decision-log';
 import type { Rejection } from '../policy';
@@ -294,14 +294,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
 
   private answerEvent(req: DrachtioRequest, status: number): UpstreamAnswerEvent {
     const e: UpstreamAnswerEvent = { method: req.method, status, callId: req.get('Call-ID') ?? '', peer: peerOf(req), at: this.wallClock() };
-    const auth = digestUsername(req.get('Proxy-Authorization')) ?? digestUsername(req.get('Authorization'));
-    if (auth !== undefined) e.authUser = auth;
-    const toUser = userOf(req.get('To'));
-    if (toUser !== undefined) e.toUser = toUser;
-    const fromUser = userOf(req.get('From'));
-    if (fromUser !== undefined) e.fromUser = fromUser;
-    const ua = req.get('User-Agent');
-    if (ua !== undefined) e.userAgent = ua;
+    identityOf((name) => req.get(name), e);
     return e;
   }
 }
