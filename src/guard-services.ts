@@ -10,14 +10,16 @@ import type { ScreenHost } from './sip/request-screen';
 export interface GuardServices {
   defense: DefenseHandle;
   monitor: RunningMonitor;
-  stop(): Promise<void>;
+  /** Stops following rule edits and SIGHUP, then the front end, then the monitor and the defense. False when already stopped. */
+  stop(): Promise<boolean>;
 }
 
 /**
  * What runs around either front end, in the order that keeps the guard honest from its first
  * packet: the defense (stored bans in force), then the fraud monitor (stored toll blocks in the
  * core), then the front end itself; a failure at any step stops what already started. Then the
- * defense's compromised accounts are handed to the monitor.
+ * defense's compromised accounts are handed to the monitor, and rule edits (and SIGHUP) start to
+ * be followed.
  */
 export async function startAroundFrontEnd(o: {
   rules: RuleStore;
@@ -26,7 +28,10 @@ export async function startAroundFrontEnd(o: {
   calls: CallControl;
   logger: Logger;
   stateFile?: string;
+  /** Watch rules/ for edits (default true); SIGHUP reloads them either way. */
+  watch?: boolean;
   startFrontEnd: () => Promise<void>;
+  stopFrontEnd: () => Promise<void>;
 }): Promise<GuardServices> {
   const defense = startDefense({ frontEnd: o.host, rules: o.rules, logger: o.logger, stateFile: o.stateFile });
   let monitor: RunningMonitor;
@@ -44,12 +49,26 @@ export async function startAroundFrontEnd(o: {
     throw err;
   }
   handCompromisedToMonitor(defense, monitor);
+
+  if (o.watch !== false) o.rules.watch();
+  const onHangup = (): void => {
+    o.rules.reload('SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
+
+  let stopped = false;
   return {
     defense,
     monitor,
     async stop() {
+      if (stopped) return false;
+      stopped = true;
+      process.off('SIGHUP', onHangup);
+      o.rules.close();
+      await o.stopFrontEnd();
       await monitor.stop();
       defense.stop();
+      return true;
     },
   };
 }

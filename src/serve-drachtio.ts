@@ -87,13 +87,12 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     logger.warn({ message: 'outbound connections with mode proxy: the guard cannot see proxied calls end, so concurrent-call slots are held until sip.max_call_seconds; use mode b2bua with drachtio.listen' });
   }
   // Stored bans and toll blocks are in force before drachtio-server's first request (guard-services.ts).
-  const services = await startAroundFrontEnd({ rules: store, core, host: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile, startFrontEnd: () => frontEnd.start() });
+  const services = await startAroundFrontEnd({
+    rules: store, core, host: frontEnd, calls: frontEnd, logger, stateFile: opts.stateFile, watch: opts.watch,
+    startFrontEnd: () => frontEnd.start(),
+    stopFrontEnd: () => frontEnd.stop(),
+  });
   const { defense, monitor } = services;
-  if (opts.watch !== false) store.watch();
-  const onHangup = (): void => {
-    store.reload('SIGHUP');
-  };
-  process.on('SIGHUP', onHangup);
 
   logger.info({
     message: 'tollguard started',
@@ -105,7 +104,6 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     ...rules.summary,
   });
 
-  let stopped = false;
   return {
     frontEnd,
     calls: frontEnd,
@@ -114,13 +112,7 @@ export async function serveDrachtio(opts: StartOptions, store: RuleStore, spec: 
     monitor,
     defense,
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      process.off('SIGHUP', onHangup);
-      store.close();
-      await frontEnd.stop();
-      await services.stop();
-      logger.info({ message: 'tollguard stopped' });
+      if (await services.stop()) logger.info({ message: 'tollguard stopped' });
     },
   };
 }

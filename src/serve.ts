@@ -71,14 +71,12 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
   });
   const calls = new EmbeddedCallControl(policy, proxy);
   // Stored bans and toll blocks are in force before the first packet (guard-services.ts).
-  const services = await startAroundFrontEnd({ rules: store, core, host: policy, calls, logger, stateFile: opts.stateFile, startFrontEnd: () => proxy.start() });
+  const services = await startAroundFrontEnd({
+    rules: store, core, host: policy, calls, logger, stateFile: opts.stateFile, watch: opts.watch,
+    startFrontEnd: () => proxy.start(),
+    stopFrontEnd: () => proxy.stop(),
+  });
   const { defense, monitor } = services;
-  if (opts.watch !== false) store.watch();
-
-  const onHangup = (): void => {
-    store.reload('SIGHUP');
-  };
-  process.on('SIGHUP', onHangup);
 
   logger.info({
     message: 'tollguard started',
@@ -88,7 +86,6 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     ...rules.summary,
   });
 
-  let stopped = false;
   return {
     proxy,
     core,
@@ -98,13 +95,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     monitor,
     defense,
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      process.off('SIGHUP', onHangup);
-      store.close();
-      await proxy.stop();
-      await services.stop();
-      logger.info({ message: 'tollguard stopped' });
+      if (await services.stop()) logger.info({ message: 'tollguard stopped' });
     },
   };
 }
