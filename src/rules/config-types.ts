@@ -64,6 +64,8 @@ export interface GuardConfig {
     upstream: string;
     /** Socket buffer size for UDP, bytes. */
     udp_buffer_bytes?: number;
+    /** Embedded proxy: new calls get 503 while the event loop runs this late (ms; 0 = off; default 200). */
+    overload_lag_ms?: number;
     /** Backstop: a concurrent-call slot is freed after this long even if no BYE was seen. */
     max_call_seconds?: number;
   };

@@ -27,6 +27,7 @@ import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
+import { EventLoopLag } from './event-loop-lag';
 import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
 import { textToBytes } from './syntax';
 
@@ -56,6 +57,12 @@ export interface ProxyOptions {
   admitFromUpstream?: boolean;
   /** Answered admitted calls are remembered this long at most, for hangUp() (default 4 h). */
   dialogTtlMs?: number;
+  /**
+   * Overload shedding: while the event loop runs this many ms late, new calls (initial INVITEs
+   * from customers) are answered 503 with Retry-After statelessly, so the calls already admitted
+   * can finish (default 200; 0 turns it off).
+   */
+  overloadLagMs?: number;
 }
 
 export interface ProxyStats {
@@ -71,7 +78,7 @@ export interface ProxyStats {
 
 type CounterName =
   | 'requests' | 'responses' | 'parseErrors' | 'dropped' | 'screened' | 'retransmissionsAbsorbed'
-  | 'rejected' | 'forwarded' | 'timeouts' | 'sendErrors';
+  | 'rejected' | 'forwarded' | 'timeouts' | 'sendErrors' | 'shed';
 
 /** Methods whose out-of-dialog request creates a dialog, hence gets Record-Route (§16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
@@ -79,6 +86,7 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NO
 const UPSTREAM_DIALOGS_MAX = 100_000;
 const UPSTREAM_DIALOG_TTL_MS = 12 * 3600_000;
 const DIALOGS_MAX = 500_000;
+const DEFAULT_OVERLOAD_LAG_MS = 200;
 /** Far above any CSeq a UA reaches by counting its own requests, still below 2**31 (§8.1.1.5). */
 const BYE_CSEQ_STEP = 1000;
 
@@ -106,8 +114,9 @@ export class SipProxy extends EventEmitter {
   private byeSeq = 0;
   private readonly counters: Record<CounterName, number> = {
     requests: 0, responses: 0, parseErrors: 0, dropped: 0, screened: 0, retransmissionsAbsorbed: 0,
-    rejected: 0, forwarded: 0, timeouts: 0, sendErrors: 0,
+    rejected: 0, forwarded: 0, timeouts: 0, sendErrors: 0, shed: 0,
   };
+  private readonly lag = new EventLoopLag();
   private stopped = false;
 
   constructor(private readonly opts: ProxyOptions) {
@@ -141,12 +150,14 @@ export class SipProxy extends EventEmitter {
     if (up.transport === 'udp' && !transport.endpointFor('udp', familyOf(address))) {
       this.log.warn({ message: 'no UDP listener of the upstream address family; requests to it will fail', upstream: this.opts.upstream });
     }
+    if ((this.opts.overloadLagMs ?? DEFAULT_OVERLOAD_LAG_MS) > 0) this.lag.start();
     this.log.info({ message: 'sip proxy listening', listen: this.addresses().map(peerText), upstream: peerText(this.upstream) });
     this.emit('listening');
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.lag.stop();
     for (const tx of this.server.values()) tx.timers.clearAll();
     for (const c of this.client.values()) c.timers.clearAll();
     this.server.clear();
@@ -271,6 +282,13 @@ export class SipProxy extends EventEmitter {
     const existing = this.server.get(key);
     if (existing) return this.onRetransmission(existing);
 
+    if (req.method === 'INVITE' && req.toTag === undefined && this.overloaded() && !this.isFromUpstream(m, req.topViaOrUndefined)) {
+      // RFC 3261 §21.5.4 / RFC 5390: refuse new work while overloaded; no transaction is created.
+      this.counters.shed++;
+      this.warn('shed', { message: 'overloaded, answering new calls 503', lagMs: Math.round(this.lag.lagMs()), peer: peerText(peer) });
+      this.replyStateless(req, m, 503, 'Service Unavailable', [['Retry-After', '5'], ['Warning', '399 tollguard "overloaded"']]);
+      return;
+    }
     if (this.server.size >= (this.opts.maxTransactions ?? 500_000)) {
       this.warn('overload', { message: 'transaction table full, answering 503', peer: peerText(peer) });
       this.replyStateless(req, m, 503, 'Service Unavailable', [['Retry-After', '5']]);
@@ -452,6 +470,11 @@ export class SipProxy extends EventEmitter {
       return m.peer.address === u.address && (via?.port ?? defaultPort(m.peer.transport)) === u.port;
     }
     return m.peer.address === u.address && m.peer.port === u.port;
+  }
+
+  private overloaded(): boolean {
+    const max = this.opts.overloadLagMs ?? DEFAULT_OVERLOAD_LAG_MS;
+    return max > 0 && this.lag.lagMs() > max;
   }
 
   private isSelfTarget(uriText: string): boolean {

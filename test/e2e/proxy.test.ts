@@ -388,6 +388,29 @@ describe('raw SIP edge cases', () => {
     expect(await uac.waitFor((m) => m.some((x) => status(x) === 100))).toBe(true);
   });
 
+  test('overload: while the event loop runs late, a new call gets 503 with Retry-After at once; afterwards calls go through', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0'], { overloadLagMs: 50 });
+    await new Promise((r) => setTimeout(r, 100)); // the lag meter has ticked
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-ovl1', callId: 'ovl1', maxForwards: 70 }), h.udp);
+    const until = Date.now() + 150;
+    while (Date.now() < until) {
+      /* the proxy's thread is busy: what a burst past capacity does to it */
+    }
+    expect(await uac.waitFor((m) => m.some((x) => status(x) === 503))).toBe(true);
+    const answer = uac.got.find((x) => status(x) === 503)!;
+    expect(answer).toMatch(/\r\nRetry-After: 5\r\n/);
+    expect(answer).toContain('Call-ID: ovl1');
+    expect(core.got).toHaveLength(0);
+    expect(h.policy.admissions).toBe(0);
+    expect(h.proxy.stats().counters.shed).toBe(1);
+    expect(h.proxy.stats().serverTransactions).toBe(0);
+
+    await new Promise((r) => setTimeout(r, 100)); // caught up
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-ovl2', callId: 'ovl2', maxForwards: 70 }), h.udp);
+    expect(await core.waitFor((m) => m.some((x) => x.includes('Call-ID: ovl2')))).toBe(true);
+    expect(h.policy.admissions).toBe(1);
+  });
+
   test('Max-Forwards: 1 is forwarded as 0; a missing one is added as 70', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-mf1', callId: 'mf1', maxForwards: 1 }), h.udp);

@@ -111,6 +111,17 @@ describe('each kind of error names file:line', () => {
     });
   });
 
+  it('a negative overload threshold', () => {
+    const guard = fs.readFileSync(path.join(SHIPPED, 'guard.yaml'), 'utf8').replace('  upstream: 127.0.0.1:5080', '  upstream: 127.0.0.1:5080\n  overload_lag_ms: -5');
+    const dir = dirWith({ guard });
+    expect(onlyProblem(dir)).toEqual({
+      at: `${fileOf(dir, 'guard')}:${lineWith(guard, 'overload_lag_ms')}`,
+      message: 'sip.overload_lag_ms: expected 0 or more milliseconds, got -5',
+    });
+    const fine = dirWith({ guard: guard.replace('overload_lag_ms: -5', 'overload_lag_ms: 0') });
+    expect(loadRuleSet(fine).guard.sip.overload_lag_ms).toBe(0);
+  });
+
   it('unknown key, with a suggestion, on the line of the key', () => {
     const accounts = GOOD_ACCOUNTS + '    limits:\n      calls_per_second: 2\n      calls_per_minut: 10\n';
     const dir = dirWith({ accounts });
