@@ -9,6 +9,7 @@ import type { CallAttempt, Verdict } from '../src/core/types';
 import { DialPlan } from '../src/core/dial-plan';
 import { compileRules, type CompiledRules } from '../src/rules/compile';
 import type { AccountConfig, HighRiskEntry, RuleSet } from '../src/rules/config-types';
+import { rng } from './prng';
 
 /**
  * The decision core alone, at production-like scale: 50 000 high-risk prefixes, 10 000 CIDRs,
@@ -27,17 +28,6 @@ const BUSY = 5_000; // PBX trunks: the user accounts right after those, with tru
 const FEW = 1_000;
 const HOME = 'NZ';
 
-/** Deterministic PRNG (mulberry32) so runs are comparable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(20240501);
 const int = (n: number): number => Math.floor(rand() * n);
 const digits = (n: number): string => Array.from({ length: n }, () => int(10)).join('');

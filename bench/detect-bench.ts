@@ -28,6 +28,7 @@ import type { AttemptEvent, Finding } from '../src/monitor/types';
 import { compileRules } from '../src/rules/compile';
 import { loadRuleSet } from '../src/rules/load';
 import type { MonitorFile, MonitorSettings } from '../src/rules/monitor-schema';
+import { rng } from './prng';
 
 const ACCOUNTS = 1000;
 const SEC = 1000;
@@ -38,16 +39,6 @@ const DAY = 24 * HOUR;
 const WEEK_START = Date.UTC(2026, 10, 22, 11, 0);
 const TICK = 5 * SEC;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 /** BENCH_SEED=n generates another week (the thresholds must not be tuned to one draw). */
 const SEED = Number(process.env.BENCH_SEED ?? 4);
 const rand = rng(SEED);
