@@ -3,6 +3,8 @@ import type { GuardCore } from './core/guard-core';
 import { handCompromisedToMonitor } from './defense/hand-over';
 import { startDefense, type DefenseHandle } from './defense/start';
 import { startMonitor, type RunningMonitor } from './monitor/start';
+import { SqliteMonitorStore } from './store/sqlite-monitor-store';
+import { openDatabase, storePath, type Db } from './store/sqlite';
 import type { RuleStore } from './rules/rule-store';
 import type { CallControl } from './sip/call-events';
 import type { ScreenHost } from './sip/request-screen';
@@ -33,12 +35,28 @@ export async function startAroundFrontEnd(o: {
   startFrontEnd: () => Promise<void>;
   stopFrontEnd: () => Promise<void>;
 }): Promise<GuardServices> {
-  const defense = startDefense({ frontEnd: o.host, rules: o.rules, logger: o.logger, stateFile: o.stateFile });
+  // One connection for both: the defense's bans and the monitor's blocks live in the same file.
+  // The monitor's store closes it, after the defense has stopped.
+  const file = storePath(o.rules.current.guard.store?.path, o.stateFile);
+  let db: Db;
+  try {
+    db = openDatabase(file);
+  } catch (err) {
+    throw new Error(`cannot open the state store ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let defense: DefenseHandle;
+  try {
+    defense = startDefense({ frontEnd: o.host, rules: o.rules, logger: o.logger, stateFile: o.stateFile, db });
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   let monitor: RunningMonitor;
   try {
-    monitor = startMonitor({ rules: o.rules, core: o.core, policy: o.host, calls: o.calls, logger: o.logger, stateFile: o.stateFile });
+    monitor = startMonitor({ rules: o.rules, core: o.core, policy: o.host, calls: o.calls, logger: o.logger, store: new SqliteMonitorStore(db) });
   } catch (err) {
     defense.stop();
+    db.close();
     throw err;
   }
   try {
@@ -66,8 +84,8 @@ export async function startAroundFrontEnd(o: {
       process.off('SIGHUP', onHangup);
       o.rules.close();
       await o.stopFrontEnd();
-      await monitor.stop();
       defense.stop();
+      await monitor.stop();
       return true;
     },
   };

@@ -26,6 +26,8 @@ export interface DefenseOptions {
   logger: Logger;
   /** Overrides guard.yaml store.path (tests). */
   stateFile?: string;
+  /** The guard's database, already open (shared with the fraud monitor); not closed by stop(). */
+  db?: Db;
   /** How often to look for bans changed by the CLI. */
   syncMs?: number;
 }
@@ -37,7 +39,7 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
   let db: Db | undefined;
   let store: BanStore;
   try {
-    db = openDatabase(file);
+    db = opts.db ?? openDatabase(file);
     store = new SqliteBanStore(db);
   } catch (err) {
     const why = `cannot open the ban store ${file}: ${err instanceof Error ? err.message : String(err)}`;
@@ -134,7 +136,7 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
       clearInterval(sync);
       rules.off('swapped', onSwap);
       feed?.stop();
-      db?.close();
+      if (opts.db === undefined) db?.close();
     },
   };
 }
