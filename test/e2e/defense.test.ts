@@ -325,6 +325,7 @@ describe('credential stuffing on one account, then a login from a new source cal
     // Handed to the fraud monitor: an international toll block on the account, with its reason.
     const block = await guard.waitForLog((l) => l.message === 'toll block applied' && l.account === 'alice', 3000);
     expect(block).toMatchObject({ by: 'monitor', rule: 'credential_stuffing' });
+    const since = guard.decisions().length;
     const refused = await runSipp({
       scenario: path.join(__dirname, 'scenarios/guard/uac-expect-403.xml'),
       remote: `127.0.0.1:${GUARD}`,
@@ -335,7 +336,7 @@ describe('credential stuffing on one account, then a login from a new source cal
       keys: { ruri: `sip:+447700900123@127.0.0.1:${GUARD}`, from_user: '1001' },
     });
     expect(refused.stats.successful).toBe(1);
-    expect(guard.decisions().at(-1)).toMatchObject({ account: 'alice', rule: 'toll_block', status: 403 });
+    expect((await guard.decisionsAfter(since)).at(-1)).toMatchObject({ account: 'alice', rule: 'toll_block', status: 403 });
   });
 });
 

@@ -16,6 +16,12 @@ export interface GuardProcess {
   /** Resolves with the first log line (present or future) that matches. */
   waitForLog(match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   decisions(): LogLine[];
+  /**
+   * The decision lines after the first `since`, once at least `count` of them have arrived. The
+   * guard writes its decision lines once per event-loop turn, after the SIP answer has gone out,
+   * so a test that just saw sipp finish must wait for them rather than read them at once.
+   */
+  decisionsAfter(since: number, count?: number, timeoutMs?: number): Promise<LogLine[]>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -75,6 +81,15 @@ export async function startGuard(args: string[], timeoutMs = 15000): Promise<Gua
     stderr: () => err,
     waitForLog,
     decisions: () => logs.filter((l) => l.message === 'decision'),
+    async decisionsAfter(since: number, count = 1, ms = 3000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const after = logs.filter((l) => l.message === 'decision').slice(since);
+        if (after.length >= count) return after;
+        if (Date.now() > end) throw new Error(`expected ${count} decision line(s) after the first ${since}, got ${after.length} within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
