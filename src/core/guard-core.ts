@@ -7,7 +7,7 @@ import {
 } from '../rules/compile';
 import { CallLedger, type LiveCounter } from './call-ledger';
 import { FAMILY_NONE, parseIp } from './ip';
-import { RATE_OK, RATE_SECOND, RateLimiter, type RateState } from './rate-limiter';
+import { KeyedRateLimiter, MINUTE_MS, RATE_OK, RATE_SECOND, RateWindow, checkRate, commitAdmit } from './rate-limiter';
 import type { CallAttempt, RuleId, Verdict } from './types';
 
 /**
@@ -16,12 +16,15 @@ import type { CallAttempt, RuleId, Verdict } from './types';
  * the dial plan, walks one digit trie, and touches the rate/slot state of one key; rejections
  * build their detail text, admissions allocate only the verdict and the slot.
  *
- * Rate windows and call slots are keyed by account id (or "_unknown:"+ip), not by compiled
- * objects, so they carry over a swap of the rules. With 100 000 accounts the hot path is bound
- * by cache misses, so the core also keeps each account's RateState and LiveCounter side by side
- * in one array indexed by CompiledAccount.index (RateState at 2*index, LiveCounter at 2*index+1,
- * so both references share a cache line): one array read instead of two hash-table lookups a
- * call. The array is per core and per rules (rebuilt empty on a swap, refilled by id on first use).
+ * Per-account state is owned here, in one array indexed by CompiledAccount.index: the account's
+ * RateWindow at 2*index and its LiveCounter at 2*index+1, so both references share a cache line.
+ * With 100 000 accounts the hot path is bound by cache misses, and this is one array read where a
+ * keyed table (lru-cache, as before) cost a hash lookup plus its LRU bookkeeping on every call
+ * (bench/core-bench.ts). A swap of the rules moves each account's state to its new index by id
+ * (swapRules), so windows and slots carry over an edit. Idle windows (no admit in the last
+ * minute, so forgetting them changes no answer) are dropped by a sweep once a minute of call
+ * time. Callers with no account (unknown_caller: allow, keyed "_unknown:"+ip) use the bounded
+ * KeyedRateLimiter instead, since their keys come from the network.
  */
 
 export interface GuardCoreOptions {
@@ -29,7 +32,7 @@ export interface GuardCoreOptions {
   maxCallSeconds?: number;
   /** Bound on live call slots (memory); default 131 072. */
   maxLiveCalls?: number;
-  /** Bound on accounts with rate-window state (memory); default 262 144. */
+  /** Bound on unknown-caller sources with rate-window state (memory); default 262 144. */
   maxTrackedAccounts?: number;
 }
 
@@ -70,15 +73,19 @@ function attribute(r: CompiledRules, a: CallAttempt, family: number): CompiledAc
 
 export class GuardCore {
   private current: CompiledRules;
-  private readonly limiter: RateLimiter;
+  private readonly keyedLimiter: KeyedRateLimiter;
   private readonly ledger: CallLedger;
-  /** Per account index: [2i] its RateState, [2i+1] its LiveCounter (undefined until first use). */
-  private accountState: (RateState | LiveCounter | undefined)[];
+  /** Per account index: [2i] its RateWindow, [2i+1] its LiveCounter (undefined until first use). */
+  private accountState: (RateWindow | LiveCounter | undefined)[];
+  /** Accounts holding a RateWindow in accountState. */
+  private windowCount = 0;
+  /** Call time of the last idle-window sweep (0 until the first call). */
+  private lastWindowSweep = 0;
   private tollBlocked: ReadonlySet<string> = new Set();
 
   constructor(rules: CompiledRules, opts: GuardCoreOptions = {}) {
     this.current = rules;
-    this.limiter = new RateLimiter({ maxTracked: opts.maxTrackedAccounts });
+    this.keyedLimiter = new KeyedRateLimiter({ maxTracked: opts.maxTrackedAccounts });
     this.ledger = new CallLedger({
       maxCallSeconds: opts.maxCallSeconds ?? rules.guard.sip.max_call_seconds ?? DEFAULT_MAX_CALL_SECONDS,
       maxLiveCalls: opts.maxLiveCalls,
@@ -87,8 +94,8 @@ export class GuardCore {
   }
 
   /** A packed (not holey) array, so index reads stay fast. */
-  private static slotsFor(rules: CompiledRules): (RateState | LiveCounter | undefined)[] {
-    return new Array<RateState | LiveCounter | undefined>(2 * rules.accounts.size).fill(undefined);
+  private static slotsFor(rules: CompiledRules): (RateWindow | LiveCounter | undefined)[] {
+    return new Array<RateWindow | LiveCounter | undefined>(2 * rules.accounts.size).fill(undefined);
   }
 
   get rules(): CompiledRules {
@@ -108,10 +115,23 @@ export class GuardCore {
     return this.tollBlocked.has(accountId);
   }
 
-  /** Replaces the rules for every later decision; counters and live slots stay. */
+  /** Replaces the rules for every later decision; rate windows and live slots stay, by account id. */
   swapRules(next: CompiledRules): void {
+    const before = this.current;
+    const old = this.accountState;
+    const moved = GuardCore.slotsFor(next);
+    let windows = 0;
+    for (const [id, account] of next.accounts) {
+      const was = before.accounts.get(id);
+      if (was === undefined || was.index < 0 || account.index < 0) continue;
+      const w = old[2 * was.index];
+      if (w !== undefined) windows++;
+      moved[2 * account.index] = w;
+      moved[2 * account.index + 1] = old[2 * was.index + 1];
+    }
     this.current = next;
-    this.accountState = GuardCore.slotsFor(next);
+    this.accountState = moved;
+    this.windowCount = windows;
   }
 
   /** Guard-wide allowed_sources only, for every request method; null when the source may talk to us. */
@@ -193,7 +213,7 @@ export class GuardCore {
   }
 
   stats(): { liveCalls: number; trackedAccounts: number } {
-    return { liveCalls: this.ledger.size, trackedAccounts: this.limiter.size };
+    return { liveCalls: this.ledger.size, trackedAccounts: this.windowCount + this.keyedLimiter.size };
   }
 
   /**
@@ -204,14 +224,21 @@ export class GuardCore {
     const limits = account.limits;
     const index = account.index;
     const states = this.accountState;
-    let rate: RateState | undefined;
+    const now = a.now;
+    if (now - this.lastWindowSweep >= MINUTE_MS) this.sweepIdleWindows(now);
+    let rate: RateWindow | undefined;
     if (limits.callsPerSecond !== Infinity || limits.callsPerMinute !== Infinity) {
-      rate = index >= 0 ? (states[2 * index] as RateState | undefined) : undefined;
-      if (rate === undefined || rate.dead) {
-        rate = this.limiter.state(key, a.now);
-        if (index >= 0) states[2 * index] = rate;
+      if (index >= 0) {
+        rate = states[2 * index] as RateWindow | undefined;
+        if (rate === undefined) {
+          rate = new RateWindow();
+          states[2 * index] = rate;
+          this.windowCount++;
+        }
+      } else {
+        rate = this.keyedLimiter.window(key, now);
       }
-      const result = this.limiter.check(rate, limits.callsPerSecond, limits.callsPerMinute, a.now);
+      const result = checkRate(rate, limits.callsPerSecond, limits.callsPerMinute, now);
       if (result === RATE_SECOND) return { rule: 'calls_per_second', detail: `calls_per_second ${limits.callsPerSecond} exceeded` };
       if (result !== RATE_OK) return { rule: 'calls_per_minute', detail: `calls_per_minute ${limits.callsPerMinute} exceeded` };
     }
@@ -221,15 +248,31 @@ export class GuardCore {
       if (index >= 0) states[2 * index + 1] = counter;
     }
     if (limits.concurrentCalls !== Infinity) {
-      this.ledger.advance(a.now);
+      this.ledger.advance(now);
       // A repeated INVITE for a call that already holds a slot is not a new concurrent call.
       if (counter.live >= limits.concurrentCalls && !this.ledger.has(a.callId)) {
         return { rule: 'concurrent_calls', detail: `concurrent_calls ${limits.concurrentCalls} exceeded` };
       }
     }
-    if (rate !== undefined) this.limiter.commit(rate, limits.callsPerSecond, limits.callsPerMinute, a.now);
-    this.ledger.take(a.callId, counter, a.now);
+    if (rate !== undefined) commitAdmit(rate, limits.callsPerSecond, limits.callsPerMinute, now);
+    this.ledger.take(a.callId, counter, now);
     return null;
+  }
+
+  /**
+   * Drops the windows of accounts with no admit in the last minute: their memory goes back and no
+   * answer changes. One pass over the array a minute of call time (~1 ms per 100 000 accounts).
+   */
+  private sweepIdleWindows(now: number): void {
+    this.lastWindowSweep = now;
+    const states = this.accountState;
+    for (let i = 0; i < states.length; i += 2) {
+      const w = states[i] as RateWindow | undefined;
+      if (w !== undefined && w.isIdle(now)) {
+        states[i] = undefined;
+        this.windowCount--;
+      }
+    }
   }
 
   /** A high-risk refusal; when the digits look like a misdialled domestic number it says so (DialPlan.misdialOf). */

@@ -1,24 +1,24 @@
-import { RATE_MINUTE, RATE_OK, RATE_SECOND, RateLimiter } from '../../../src/core/rate-limiter';
+import { KeyedRateLimiter, RATE_MINUTE, RATE_OK, RATE_SECOND, RateWindow, checkRate, commitAdmit } from '../../../src/core/rate-limiter';
 
 const T0 = 1_700_000_000_000;
 
-describe('RateLimiter', () => {
+describe('KeyedRateLimiter and RateWindow', () => {
   it('cps 5 and 20 calls in one instant: exactly 15 rejected', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     const results = Array.from({ length: 20 }, () => rl.admit('a', 5, Infinity, T0));
     expect(results.filter((r) => r === RATE_OK)).toHaveLength(5);
     expect(results.filter((r) => r === RATE_SECOND)).toHaveLength(15);
   });
 
   it('the second window is (t-1000, t]: a call exactly 1000 ms later is admitted, 999 ms is not', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_OK);
     expect(rl.admit('a', 1, Infinity, T0 + 999)).toBe(RATE_SECOND);
     expect(rl.admit('a', 1, Infinity, T0 + 1000)).toBe(RATE_OK);
   });
 
   it('slides the minute window call by call', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     // 3 a minute, admitted at 0 s, 20 s, 40 s.
     for (const s of [0, 20, 40]) expect(rl.admit('a', Infinity, 3, T0 + s * 1000)).toBe(RATE_OK);
     expect(rl.admit('a', Infinity, 3, T0 + 59_999)).toBe(RATE_MINUTE);
@@ -28,46 +28,40 @@ describe('RateLimiter', () => {
   });
 
   it('counts only admitted calls: rejections do not extend the window', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     expect(rl.admit('a', 2, Infinity, T0)).toBe(RATE_OK);
     expect(rl.admit('a', 2, Infinity, T0 + 500)).toBe(RATE_OK);
     for (let t = 600; t < 1000; t += 50) expect(rl.admit('a', 2, Infinity, T0 + t)).toBe(RATE_SECOND);
     expect(rl.admit('a', 2, Infinity, T0 + 1000)).toBe(RATE_OK);
   });
 
-  it('check() without commit() consumes nothing', () => {
-    const rl = new RateLimiter();
-    const s = rl.state('a', T0);
-    for (let i = 0; i < 10; i++) expect(rl.check(s, 1, Infinity, T0)).toBe(RATE_OK);
-    rl.commit(s, 1, Infinity, T0);
-    expect(rl.check(s, 1, Infinity, T0)).toBe(RATE_SECOND);
+  it('checkRate() without commitAdmit() consumes nothing', () => {
+    const rl = new KeyedRateLimiter();
+    const w = rl.window('a', T0);
+    for (let i = 0; i < 10; i++) expect(checkRate(w, 1, Infinity, T0)).toBe(RATE_OK);
+    commitAdmit(w, 1, Infinity, T0);
+    expect(checkRate(w, 1, Infinity, T0)).toBe(RATE_SECOND);
     expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_SECOND);
   });
 
-  it('a held state stays exact across its ttl refreshes and is put back if the LRU let it go', () => {
-    const rl = new RateLimiter();
-    const s = rl.state('a', T0);
-    // One admit every 5 s for 3 minutes, 12 a minute allowed: all admitted, one state throughout.
+  it('a window is idle once its newest admit is a minute old, and stays exact while held', () => {
+    const w = new RateWindow();
+    expect(w.isIdle(T0)).toBe(true);
+    // One admit every 5 s for 3 minutes, 12 a minute allowed: all admitted.
     for (let t = 0; t < 180_000; t += 5000) {
-      expect(rl.check(s, Infinity, 12, T0 + t)).toBe(RATE_OK);
-      rl.commit(s, Infinity, 12, T0 + t);
+      expect(checkRate(w, Infinity, 12, T0 + t)).toBe(RATE_OK);
+      commitAdmit(w, Infinity, 12, T0 + t);
     }
-    expect(s.dead).toBe(false);
-    expect(rl.state('a', T0 + 180_000)).toBe(s);
     // 125 s .. 175 s are in (120 s, 180 s]: 11 admits, so one more fits, then the window is full.
-    expect(rl.check(s, Infinity, 12, T0 + 180_000)).toBe(RATE_OK);
-    rl.commit(s, Infinity, 12, T0 + 180_000);
-    expect(rl.check(s, Infinity, 12, T0 + 180_001)).toBe(RATE_MINUTE);
-    // Idle past the ttl: the LRU drops it and marks it dead; a new state starts empty.
-    rl.state('other', T0 + 400_000);
-    expect(s.dead).toBe(true);
-    const fresh = rl.state('a', T0 + 400_001);
-    expect(fresh).not.toBe(s);
-    expect(fresh.count).toBe(0);
+    expect(checkRate(w, Infinity, 12, T0 + 180_000)).toBe(RATE_OK);
+    commitAdmit(w, Infinity, 12, T0 + 180_000);
+    expect(checkRate(w, Infinity, 12, T0 + 180_001)).toBe(RATE_MINUTE);
+    expect(w.isIdle(T0 + 239_999)).toBe(false);
+    expect(w.isIdle(T0 + 240_000)).toBe(true);
   });
 
   it('applies both windows together and names the one that bit', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     let admitted = 0;
     let perSecondRejects = 0;
     let perMinuteRejects = 0;
@@ -86,7 +80,7 @@ describe('RateLimiter', () => {
   });
 
   it('is exact for a large limit at a steady rate (ring growth)', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     // 100 a minute, one attempt every 300 ms for 3 minutes: every 60 s window holds <= 100 admits.
     const admits: number[] = [];
     for (let t = 0; t < 180_000; t += 300) if (rl.admit('a', Infinity, 100, T0 + t) === RATE_OK) admits.push(t);
@@ -99,7 +93,7 @@ describe('RateLimiter', () => {
   });
 
   it('keys are independent, unlimited needs no state, zero blocks everything', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_OK);
     expect(rl.admit('b', 1, Infinity, T0)).toBe(RATE_OK);
     expect(rl.admit('a', 1, Infinity, T0)).toBe(RATE_SECOND);
@@ -109,21 +103,18 @@ describe('RateLimiter', () => {
     expect(rl.admit('e', Infinity, 0, T0)).toBe(RATE_MINUTE);
   });
 
-  it('forgets idle keys after a minute (plus the refresh slack) of call time, without changing any answer', () => {
-    const rl = new RateLimiter();
-    const idle = rl.state('idle', T0);
-    rl.commit(idle, 1, 1, T0);
-    rl.admit('busy', 1, 1, T0 + 60_000);
+  it('forgets idle keys after a minute of call time, without changing any answer', () => {
+    const rl = new KeyedRateLimiter();
+    expect(rl.admit('idle', 1, 1, T0)).toBe(RATE_OK);
+    rl.admit('busy', 1, 1, T0 + 30_000);
     expect(rl.size).toBe(2);
-    expect(idle.dead).toBe(false);
-    rl.admit('busy2', 1, 1, T0 + 130_000);
-    expect(idle.dead).toBe(true);
-    expect(rl.size).toBe(2);
-    expect(rl.admit('idle', 1, 1, T0 + 130_001)).toBe(RATE_OK);
+    rl.admit('busy2', 1, 1, T0 + 125_000);
+    expect(rl.size).toBe(1);
+    expect(rl.admit('idle', 1, 1, T0 + 125_001)).toBe(RATE_OK);
   });
 
   it('works with a clock that starts at 0', () => {
-    const rl = new RateLimiter();
+    const rl = new KeyedRateLimiter();
     expect(rl.admit('a', 1, Infinity, 0)).toBe(RATE_OK);
     expect(rl.admit('a', 1, Infinity, 999)).toBe(RATE_SECOND);
     expect(rl.admit('a', 1, Infinity, 1000)).toBe(RATE_OK);
