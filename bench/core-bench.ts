@@ -208,7 +208,8 @@ const TARGET = 500_000;
  */
 export class Driver {
   private clock = 1_700_000_000_000;
-  private readonly live: string[] = new Array<string>(2048).fill('');
+  /** Slot handles of the last 2 048 admitted calls; -1 = none (release ignores it). */
+  private readonly live: number[] = new Array<number>(2048).fill(-1);
   private liveAt = 0;
   private next = 0;
   private seq = 0;
@@ -242,7 +243,7 @@ export class Driver {
       const v = core.decide(a);
       if (v.allow) {
         core.release(live[this.liveAt]);
-        live[this.liveAt] = a.callId;
+        live[this.liveAt] = v.slot!;
         this.liveAt = (this.liveAt + 1) & 2047;
       }
       if (this.counting) this.outcomes.set(v.rule, (this.outcomes.get(v.rule) ?? 0) + 1);
@@ -285,9 +286,10 @@ export class Driver {
       this.next = this.next + 1 === templates.length ? 0 : this.next + 1;
       this.clock += this.stepMs;
       a.now = this.clock;
-      if (core.decide(a).allow) {
+      const v = core.decide(a);
+      if (v.allow) {
         core.release(live[this.liveAt]);
-        live[this.liveAt] = a.callId;
+        live[this.liveAt] = v.slot!;
         this.liveAt = (this.liveAt + 1) & 2047;
       }
     }
@@ -361,17 +363,20 @@ function measureMemory(rules: CompiledRules, world: World): Record<string, numbe
   const beforeCalls = heapMb();
   const now = 1_800_000_000_000;
   const ids = rules.accountIds();
+  const slots: number[] = [];
   for (let i = 0; i < ids.length; i++) {
     const a: CallAttempt =
       i < PEERS
         ? { source: world.peerSources[i], dialled: '095550111', callId: `mem-${i}@tollguard`, now }
         : { source: world.userSources[i - PEERS] ?? world.userSources[0], dialled: '095550111', authUser: ids[i] === 'hot' ? 'hot' : `u${i}`, callId: `mem-${i}@tollguard`, now };
-    if (!core.decide(a).allow) throw new Error(`memory run: ${ids[i]} was not admitted`);
+    const v = core.decide(a);
+    if (!v.allow) throw new Error(`memory run: ${ids[i]} was not admitted`);
+    slots.push(v.slot!);
   }
   gcNow();
   const tracked = heapMb();
   const stats = core.stats();
-  for (let i = 0; i < ids.length; i++) core.release(`mem-${i}@tollguard`);
+  for (const slot of slots) core.release(slot);
   gcNow();
   const rateOnly = heapMb();
   // Keep core (and so its state) reachable until after the last measurement.

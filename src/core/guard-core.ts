@@ -182,8 +182,8 @@ export class GuardCore {
       }
     }
 
-    const over = this.overLimit(account, key, a);
-    if (over !== null) return verdict(over.rule, r.responses.rate_limit, over.detail, account.id, e164, international);
+    const slot = this.overLimit(account, key, a);
+    if (typeof slot !== 'number') return verdict(slot.rule, r.responses.rate_limit, slot.detail, account.id, e164, international);
     return {
       allow: true,
       rule: 'allow',
@@ -194,22 +194,23 @@ export class GuardCore {
       account: account.id,
       normalised: e164,
       international,
+      slot,
     };
   }
 
-  /** True while callId holds a slot (admitted, not yet released or expired). */
-  isAdmitted(callId: string): boolean {
-    return this.ledger.has(callId);
+  /** True while the slot handle (Verdict.slot) is held: admitted, not yet released or expired. */
+  isAdmitted(slot: number): boolean {
+    return this.ledger.has(slot);
   }
 
   /** In-dialog activity: restarts the slot's backstop timer. */
-  touch(callId: string, now: number): void {
-    this.ledger.touch(callId, now);
+  touch(slot: number, now: number): void {
+    this.ledger.touch(slot, now);
   }
 
-  /** Gives the slot back (final non-2xx, CANCEL, BYE). Idempotent. */
-  release(callId: string): void {
-    this.ledger.release(callId);
+  /** Gives the slot back (final non-2xx, CANCEL, BYE). Idempotent; a stale handle is ignored. */
+  release(slot: number): void {
+    this.ledger.release(slot);
   }
 
   stats(): { liveCalls: number; trackedAccounts: number } {
@@ -217,10 +218,11 @@ export class GuardCore {
   }
 
   /**
-   * Rate windows, then concurrent slots; on success records the admit and takes the slot.
-   * Nothing is recorded for a call rejected here (or earlier).
+   * Rate windows, then concurrent slots; on success records the admit and returns the slot handle
+   * (the one the call already holds, for a repeated INVITE). Nothing is recorded for a call
+   * rejected here (or earlier).
    */
-  private overLimit(account: CompiledAccount, key: string, a: CallAttempt): { rule: RuleId; detail: string } | null {
+  private overLimit(account: CompiledAccount, key: string, a: CallAttempt): number | { rule: RuleId; detail: string } {
     const limits = account.limits;
     const index = account.index;
     const states = this.accountState;
@@ -247,16 +249,16 @@ export class GuardCore {
       counter = this.ledger.counter(key);
       if (index >= 0) states[2 * index + 1] = counter;
     }
-    if (limits.concurrentCalls !== Infinity) {
+    // A repeated INVITE for a call that already holds a slot is not a new concurrent call.
+    const held = a.heldSlot !== undefined && this.ledger.has(a.heldSlot);
+    if (limits.concurrentCalls !== Infinity && !held) {
       this.ledger.advance(now);
-      // A repeated INVITE for a call that already holds a slot is not a new concurrent call.
-      if (counter.live >= limits.concurrentCalls && !this.ledger.has(a.callId)) {
+      if (counter.live >= limits.concurrentCalls) {
         return { rule: 'concurrent_calls', detail: `concurrent_calls ${limits.concurrentCalls} exceeded` };
       }
     }
     if (rate !== undefined) commitAdmit(rate, limits.callsPerSecond, limits.callsPerMinute, now);
-    this.ledger.take(a.callId, counter, now);
-    return null;
+    return held ? a.heldSlot! : this.ledger.take(counter, now);
   }
 
   /**

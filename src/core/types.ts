@@ -17,8 +17,13 @@ export interface CallAttempt {
   assertedUser?: string;
   /** User part of From. */
   fromUser?: string;
-  /** Call-ID: the key of the concurrent-call slot taken on admit. */
+  /** Call-ID, for logs and observers. */
   callId: string;
+  /**
+   * The slot handle (Verdict.slot) this Call-ID already holds, when the front end sees a repeated
+   * initial INVITE for a call it admitted: the call keeps that slot instead of counting twice.
+   */
+  heldSlot?: number;
   /** Milliseconds, from the same clock for every call (Date.now() or a test clock). */
   now: number;
 }
@@ -50,6 +55,11 @@ export interface Verdict {
   retryAfter?: number;
   /** Account id the call was attributed to, if any. */
   account?: string;
+  /**
+   * Allowed calls only: the handle of the concurrent-call slot taken for the call. The front end
+   * keeps it with its per-call record and hands it back to release() / touch() / isAdmitted().
+   */
+  slot?: number;
   /** E.164 with '+' when the dialled string was a number. */
   normalised?: string;
   /** True when the destination is outside the account's country; undefined if not decided yet. */

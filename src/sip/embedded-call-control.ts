@@ -14,7 +14,11 @@ export class EmbeddedCallControl implements CallControl {
 
   liveCalls(accountId?: string): LiveCall[] {
     const out: LiveCall[] = [];
-    for (const c of this.policy.live.values()) if (accountId === undefined || c.account === accountId) out.push({ ...c });
+    for (const c of this.policy.live.values()) {
+      if (accountId !== undefined && c.account !== accountId) continue;
+      const { slot: _slot, ...call } = c;
+      out.push(call);
+    }
     return out;
   }
 

@@ -13,6 +13,14 @@ export type { RequestScreen } from './request-screen';
 
 export type { DecisionLogMode };
 
+/** A live call as the policy keeps it: what observers see, plus the core's slot handle. */
+export interface AdmittedCall extends LiveCall {
+  readonly slot: number;
+}
+
+/** How often (monotonic ms) admitted calls whose slot the core's backstop expired are forgotten. */
+const LIVE_SWEEP_MS = 60_000;
+
 /** What watchAnswer() keeps of a request until the core's final answer comes back. */
 type Watched = Omit<UpstreamAnswerEvent, 'status' | 'at'>;
 
@@ -27,7 +35,8 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   private readonly dropScreens: RequestScreen[] = [];
   private watchAnswers = false;
   /** Admitted calls not yet ended, by Call-ID: what the monitor and hangUpCalls() look at. */
-  readonly live = new Map<string, LiveCall>();
+  readonly live = new Map<string, AdmittedCall>();
+  private lastLiveSweep = monotonicNow();
   private readonly decisionLog: DecisionLog;
 
   constructor(
@@ -77,12 +86,18 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
 
   admitInvite(req: SipRequest, from: Peer): Rejection | null {
     const started = process.hrtime.bigint();
-    const attempt = toCallAttempt(req, from.address, monotonicNow());
+    const now = monotonicNow();
+    if (now - this.lastLiveSweep >= LIVE_SWEEP_MS) this.forgetExpired(now);
+    const attempt = toCallAttempt(req, from.address, now);
+    // A new initial INVITE for a call already admitted keeps that call's slot.
+    const held = this.live.size === 0 ? undefined : this.live.get(attempt.callId);
+    if (held !== undefined) attempt.heldSlot = held.slot;
     const verdict = this.core.decide(attempt);
     const micros = Number(process.hrtime.bigint() - started) / 1000;
     this.log(req, from, verdict, micros, attempt.dialled);
     if (verdict.allow) {
       this.live.set(attempt.callId, {
+        slot: verdict.slot!,
         callId: attempt.callId,
         account: verdict.account ?? '',
         source: from.address,
@@ -97,13 +112,19 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   }
 
   knowsDialog(callId: string): boolean {
-    return this.core.isAdmitted(callId);
+    const call = this.live.get(callId);
+    if (call === undefined) return false;
+    if (this.core.isAdmitted(call.slot)) return true;
+    this.callEnded(callId, 'timeout'); // the core's max_call_seconds backstop took the slot back
+    return false;
   }
 
   callEnded(callId: string, why: CallEndReason): void {
-    this.core.release(callId);
-    const known = this.live.delete(callId);
-    if (known && this.observers.length !== 0) {
+    const call = this.live.get(callId);
+    if (call === undefined) return;
+    this.core.release(call.slot);
+    this.live.delete(callId);
+    if (this.observers.length !== 0) {
       const at = Date.now();
       for (const o of this.observers) this.notify(() => o.ended?.(callId, why, at));
     }
@@ -118,7 +139,17 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   }
 
   dialogActivity(callId: string): void {
-    this.core.touch(callId, monotonicNow());
+    const call = this.live.get(callId);
+    if (call !== undefined) this.core.touch(call.slot, monotonicNow());
+  }
+
+  /**
+   * Calls whose BYE never came: the core's backstop has given their slot back, so they end here
+   * too (observers hear 'timeout') instead of staying in `live` for ever.
+   */
+  private forgetExpired(now: number): void {
+    this.lastLiveSweep = now;
+    for (const [callId, call] of this.live) if (!this.core.isAdmitted(call.slot)) this.callEnded(callId, 'timeout');
   }
 
   watchAnswer(req: SipRequest, from: Peer): Watched | undefined {

@@ -14,9 +14,10 @@ export interface TrackedCall {
   hangUp(reason: string, why: 'hangup' | 'timeout'): Promise<boolean>;
 }
 
-/** What the tracker needs of the decision core: giving a concurrent-call slot back. */
+/** What the tracker needs of the decision core: its concurrent-call slots, by handle (Verdict.slot). */
 export interface SlotReleaser {
-  release(callId: string): void;
+  release(slot: number): void;
+  isAdmitted(slot: number): boolean;
 }
 
 /**
@@ -27,6 +28,8 @@ export interface SlotReleaser {
  */
 export class CallTracker {
   private readonly calls = new Map<string, TrackedCall>();
+  /** The core's slot handle of each tracked call. */
+  private readonly slots = new Map<string, number>();
   private readonly byAccount = new Map<string, Set<string>>();
 
   constructor(
@@ -40,9 +43,10 @@ export class CallTracker {
     return this.calls.size;
   }
 
-  admit(call: TrackedCall): void {
+  admit(call: TrackedCall, slot: number): void {
     const { callId, account } = call.info;
     this.calls.set(callId, call);
+    this.slots.set(callId, slot);
     let ids = this.byAccount.get(account);
     if (ids === undefined) this.byAccount.set(account, (ids = new Set()));
     ids.add(callId);
@@ -50,6 +54,17 @@ export class CallTracker {
 
   get(callId: string): TrackedCall | undefined {
     return this.calls.get(callId);
+  }
+
+  /** The slot a tracked call holds while the core still counts it (for a repeated INVITE). */
+  heldSlot(callId: string): number | undefined {
+    const slot = this.slots.get(callId);
+    return slot !== undefined && this.core.isAdmitted(slot) ? slot : undefined;
+  }
+
+  /** True while the call is tracked and its slot is held by the core. */
+  isAdmitted(callId: string): boolean {
+    return this.heldSlot(callId) !== undefined;
   }
 
   /** The 2xx to the caller's INVITE went out: the call is up. */
@@ -69,7 +84,9 @@ export class CallTracker {
     const ids = this.byAccount.get(call.info.account);
     ids?.delete(callId);
     if (ids?.size === 0) this.byAccount.delete(call.info.account);
-    this.core.release(callId);
+    const slot = this.slots.get(callId);
+    this.slots.delete(callId);
+    if (slot !== undefined) this.core.release(slot);
     this.logger.debug({ message: 'call ended', callId, account: call.info.account, mode: call.mode, why });
     this.observers.ended(callId, why, this.now());
   }

@@ -106,6 +106,11 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
     return this.tracker.liveCalls(accountId);
   }
 
+  /** True while a call with this Call-ID is carried and holds its concurrent-call slot in the core. */
+  isAdmitted(callId: string): boolean {
+    return this.tracker.isAdmitted(callId);
+  }
+
   async hangUpCalls(accountId: string, filter?: HangUpFilter, reason = 'hangup'): Promise<number> {
     const calls = this.tracker.matching(accountId, filter);
     const results = await Promise.all(calls.map((c) => c.hangUp(reason, 'hangup')));
@@ -125,6 +130,7 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
       core: this.core,
       screen: (req, res) => this.screened(req, res),
       now: monotonicNow,
+      heldSlot: (callId) => this.tracker.heldSlot(callId),
       fromCore: (req) => this.fromCore(req),
       passFromCore: (req, res) => this.passFromCore(req, res),
       decided: (state, verdict, micros) => this.decided(state, verdict, micros),
@@ -166,11 +172,11 @@ export class DrachtioFrontEnd implements CallControl, ScreenHost {
     const onDone = (): void => this.srf.endSession(req);
     if (forwarding.mode === 'b2bua') {
       const call = new B2buaCall({ srf: this.srf, req, res, uri: target, info, maxCallSeconds: forwarding.maxCallSeconds, tracker: this.tracker, logger: this.logger, onFinal, onDone });
-      this.tracker.admit(call);
+      this.tracker.admit(call, verdict.slot!);
       void call.start();
     } else {
       const call = new ProxyCall({ srf: this.srf, req, res, destination: target, info, tracker: this.tracker, logger: this.logger, backstopSeconds: this.maxCallSeconds, onFinal, onDone });
-      this.tracker.admit(call);
+      this.tracker.admit(call, verdict.slot!);
       void call.start();
     }
   }

@@ -45,6 +45,8 @@ export interface InviteChainHooks {
   screen(req: DrachtioRequest, res: DrachtioResponse): boolean;
   /** The clock of the core's rate windows (monotonicNow in production). */
   now(): number;
+  /** The slot a call with this Call-ID already holds (a repeated initial INVITE keeps it). */
+  heldSlot(callId: string): number | undefined;
   /** Whether this request comes from the SIP core itself (trusted by configuration). */
   fromCore(req: DrachtioRequest): boolean;
   /** Forwards a request of the core towards the customer its Request-URI names. */
@@ -84,7 +86,10 @@ export function inviteChain(h: InviteChainHooks): Middleware<GuardedRequest>[] {
   };
 
   const readCallAttempt: Middleware<GuardedRequest> = (req, _res, next) => {
-    req.tollguard = { attempt: callAttemptOf(req, h.now()), peer: peerOf(req) };
+    const attempt = callAttemptOf(req, h.now());
+    const held = h.heldSlot(attempt.callId);
+    if (held !== undefined) attempt.heldSlot = held;
+    req.tollguard = { attempt, peer: peerOf(req) };
     next();
   };
 

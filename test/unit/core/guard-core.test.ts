@@ -184,7 +184,7 @@ describe('GuardCore.decide rules', () => {
     for (const s of [0, 1, 2]) {
       const v = core.decide(attempt({ authUser: 'slow', now: T0 + s * 1000 }));
       expect(v.allow).toBe(true);
-      core.release(`call-${seq}`);
+      core.release(v.slot!);
     }
     const v = core.decide(attempt({ authUser: 'slow', now: T0 + 3000 }));
     expect(v).toMatchObject({ rule: 'calls_per_minute', status: 503, retryAfter: 5, detail: 'calls_per_minute 3 exceeded' });
@@ -192,31 +192,31 @@ describe('GuardCore.decide rules', () => {
   });
 
   it('6 concurrent_calls: slots are held until release', () => {
-    const a = attempt({ authUser: 'slow', now: T0 });
+    const a = core.decide(attempt({ authUser: 'slow', now: T0 }));
     const b = attempt({ authUser: 'slow', now: T0 + 1000 });
-    expect(core.decide(a).allow).toBe(true);
+    expect(a.allow).toBe(true);
     expect(core.decide(b).allow).toBe(true);
     const c = core.decide(attempt({ authUser: 'slow', now: T0 + 2000 }));
     expect(c).toMatchObject({ allow: false, rule: 'concurrent_calls', status: 503, retryAfter: 5, detail: 'concurrent_calls 2 exceeded' });
-    core.release(a.callId);
-    core.release(a.callId);
+    core.release(a.slot!);
+    core.release(a.slot!);
     expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2500 })).allow).toBe(true);
   });
 
   it('a rejected call consumes no rate budget', () => {
     // Concurrency rejects the third call; the rate windows must not have counted it.
-    const a = attempt({ authUser: 'slow', now: T0 });
-    core.decide(a);
+    const a = core.decide(attempt({ authUser: 'slow', now: T0 }));
     core.decide(attempt({ authUser: 'slow', now: T0 + 1000 }));
     expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2000 })).rule).toBe('concurrent_calls');
-    core.release(a.callId);
+    core.release(a.slot!);
     // Two admits in the last minute, limit 3: admitted.
     expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2001 })).allow).toBe(true);
   });
 
-  it('7 allow: takes a slot keyed by Call-ID; touch/release/isAdmitted follow it', () => {
+  it('7 allow: takes a slot whose handle touch/release/isAdmitted follow', () => {
     const a = attempt({ authUser: 'alice' });
-    expect(core.decide(a)).toEqual({
+    const v = core.decide(a);
+    expect(v).toEqual({
       allow: true,
       rule: 'allow',
       status: 0,
@@ -226,46 +226,58 @@ describe('GuardCore.decide rules', () => {
       account: 'alice',
       normalised: '+6495550111',
       international: false,
+      slot: expect.any(Number),
     });
-    expect(core.isAdmitted(a.callId)).toBe(true);
-    core.touch(a.callId, T0 + 1000);
-    expect(core.isAdmitted(a.callId)).toBe(true);
+    expect(core.isAdmitted(v.slot!)).toBe(true);
+    core.touch(v.slot!, T0 + 1000);
+    expect(core.isAdmitted(v.slot!)).toBe(true);
     expect(core.stats()).toEqual({ liveCalls: 1, trackedAccounts: 1 });
-    core.release(a.callId);
-    expect(core.isAdmitted(a.callId)).toBe(false);
+    core.release(v.slot!);
+    expect(core.isAdmitted(v.slot!)).toBe(false);
     expect(core.stats().liveCalls).toBe(0);
   });
 
   it('a rejected call takes no slot', () => {
-    const a = attempt({ authUser: 'bob', dialled: '0061298765432' });
-    core.decide(a);
-    expect(core.isAdmitted(a.callId)).toBe(false);
+    const v = core.decide(attempt({ authUser: 'bob', dialled: '0061298765432' }));
+    expect(v.slot).toBeUndefined();
+    expect(core.stats().liveCalls).toBe(0);
+  });
+
+  it('a released handle stays dead after its slot goes to another call', () => {
+    const first = core.decide(attempt({ authUser: 'alice' }));
+    core.release(first.slot!);
+    const second = core.decide(attempt({ authUser: 'alice' }));
+    expect(core.isAdmitted(first.slot!)).toBe(false);
+    core.release(first.slot!); // a late second release of the first call
+    expect(core.isAdmitted(second.slot!)).toBe(true);
+    expect(core.stats().liveCalls).toBe(1);
   });
 
   it('a repeated INVITE for a call that holds a slot is not blocked by its own slot', () => {
     const a = attempt({ authUser: 'slow', now: T0 });
-    core.decide(a);
+    const first = core.decide(a);
     core.decide(attempt({ authUser: 'slow', now: T0 + 1000 }));
-    expect(core.decide({ ...a, now: T0 + 2000 }).allow).toBe(true);
+    const again = core.decide({ ...a, now: T0 + 2000, heldSlot: first.slot });
+    expect(again).toMatchObject({ allow: true, slot: first.slot });
     expect(core.stats().liveCalls).toBe(2);
+    // Without the held slot it is a third concurrent call (and over the minute's budget).
+    expect(core.decide({ ...a, now: T0 + 2001 }).allow).toBe(false);
   });
 
   it('the max_call_seconds backstop frees a slot whose BYE was lost', () => {
     const c = new GuardCore(compileRules(ruleSet()), { maxCallSeconds: 10 });
-    const a = attempt({ authUser: 'slow', now: T0 });
-    c.decide(a);
+    const a = c.decide(attempt({ authUser: 'slow', now: T0 }));
     c.decide(attempt({ authUser: 'slow', now: T0 + 1 }));
     expect(c.decide(attempt({ authUser: 'slow', now: T0 + 2000 })).rule).toBe('concurrent_calls');
     expect(c.decide(attempt({ authUser: 'slow', now: T0 + 70_000 })).allow).toBe(true);
-    expect(c.isAdmitted(a.callId)).toBe(false);
+    expect(c.isAdmitted(a.slot!)).toBe(false);
   });
 
   it('uses guard.sip.max_call_seconds when no option is given', () => {
     const c = new GuardCore(compileRules(ruleSet({ guard: { sip: { listen: [], upstream: 'x:1', max_call_seconds: 5 } } })));
-    const a = attempt({ authUser: 'alice', now: T0 });
-    c.decide(a);
-    c.touch('other', T0 + 6000);
-    expect(c.isAdmitted(a.callId)).toBe(false);
+    const a = c.decide(attempt({ authUser: 'alice', now: T0 }));
+    c.touch(-1, T0 + 6000);
+    expect(c.isAdmitted(a.slot!)).toBe(false);
   });
 });
 
@@ -293,14 +305,13 @@ describe('GuardCore responses and swaps', () => {
 
   it('swapRules keeps rate windows and live slots by account id', () => {
     const core = new GuardCore(compileRules(ruleSet()));
-    const first = attempt({ authUser: 'slow', now: T0 });
-    core.decide(first);
+    const first = core.decide(attempt({ authUser: 'slow', now: T0 }));
     core.decide(attempt({ authUser: 'slow', now: T0 + 1 }));
     const next = compileRules(ruleSet());
     core.swapRules(next);
     expect(core.rules).toBe(next);
     expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2 })).rule).toBe('calls_per_second');
-    expect(core.isAdmitted(first.callId)).toBe(true);
+    expect(core.isAdmitted(first.slot!)).toBe(true);
     expect(core.decide(attempt({ authUser: 'slow', now: T0 + 1500 })).rule).toBe('concurrent_calls');
   });
 
@@ -331,9 +342,8 @@ describe('GuardCore responses and swaps', () => {
 
   it('idle accounts are forgotten and start afresh', () => {
     const core = new GuardCore(compileRules(ruleSet()));
-    const first = attempt({ authUser: 'slow', now: T0 });
-    core.decide(first);
-    core.release(first.callId);
+    const first = core.decide(attempt({ authUser: 'slow', now: T0 }));
+    core.release(first.slot!);
     expect(core.stats().trackedAccounts).toBe(1);
     // Another account's call three minutes later sweeps the idle state away.
     core.decide(attempt({ authUser: 'alice', now: T0 + 180_000 }));

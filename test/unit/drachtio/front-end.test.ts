@@ -112,14 +112,14 @@ describe('the INVITE middleware chain', () => {
 
 describe('allowed calls, proxy mode', () => {
   it('are proxied to the core with Record-Route, counted on admit, released on the CDR of the BYE', async () => {
-    const { srf, core, fe, rec, invite } = setup();
+    const { srf, fe, rec, invite } = setup();
     const { callId, res } = invite({ user: '095550111' });
     expect(res.sent).toEqual([]); // drachtio-server answers from the core, not us
     expect(srf.proxied).toHaveLength(1);
     const p = srf.proxied[0];
     expect(p.destination).toBe('sip:095550111@127.0.0.1:5080');
     expect(p.opts).toEqual({ recordRoute: true, followRedirects: false });
-    expect(core.isAdmitted(callId)).toBe(true);
+    expect(fe.isAdmitted(callId)).toBe(true);
     expect(fe.liveCalls('acme')).toEqual([expect.objectContaining({ callId, account: 'acme', dialled: '095550111', normalised: '+6495550111', international: false })]);
     expect(rec.decided[0]).toMatchObject({ callId, verdict: { allow: true, account: 'acme' }, peer: { address: '127.0.0.10', transport: 'udp' } });
 
@@ -132,7 +132,7 @@ describe('allowed calls, proxy mode', () => {
     // drachtio-server proxies the BYE itself; its cdr:stop is how the guard learns of the end.
     srf.emit('cdr:stop', 'network', '12:00:00.000', 'normal-release', { get: (n: string) => (n === 'Call-ID' ? callId : undefined) });
     expect(rec.ended).toEqual([[callId, 'bye']]);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
     expect(fe.liveCalls()).toEqual([]);
   });
 
@@ -141,22 +141,22 @@ describe('allowed calls, proxy mode', () => {
     [487, 'cancelled'],
     [503, 'rejected'],
   ] as const)('a final %i from the core gives the slot back (%s)', async (status, why) => {
-    const { srf, core, rec, invite } = setup();
+    const { srf, fe, rec, invite } = setup();
     const { callId } = invite();
     srf.proxied[0].finish(status);
     await flush();
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
     expect(rec.ended).toEqual([[callId, why]]);
     expect(rec.answered).toEqual([]);
   });
 
   it('a proxy failure (drachtio-server NOK) answers 503 and releases the slot', async () => {
-    const { srf, core, rec, invite, lines } = setup();
+    const { srf, fe, rec, invite, lines } = setup();
     const { callId, res } = invite();
     srf.proxied[0].fail(new Error('no route'));
     await flush();
     expect(res.final?.status).toBe(503);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
     expect(rec.ended).toEqual([[callId, 'error']]);
     expect(lines.some((l) => l.message === 'proxy to the core failed' && l.error === 'no route')).toBe(true);
   });
@@ -171,7 +171,7 @@ describe('allowed calls, proxy mode', () => {
 
 describe('allowed calls, b2bua mode', () => {
   it('per-account override: createB2BUA(req, res, uri, opts) passing headers through; BYE from the caller ends both legs', async () => {
-    const { srf, core, rec, invite, fe } = setup();
+    const { srf, rec, invite, fe } = setup();
     const { callId, req, res } = invite({ from: 'b2b' });
     expect(srf.proxied).toHaveLength(0);
     expect(srf.b2buas).toHaveLength(1);
@@ -189,7 +189,7 @@ describe('allowed calls, b2bua mode', () => {
     await flush();
     expect(uac.destroyed).toHaveLength(1); // the core's leg got our BYE
     expect(rec.ended).toEqual([[callId, 'bye']]);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
     expect(srf.endedSessions).toContain(req);
   });
 
@@ -209,13 +209,13 @@ describe('allowed calls, b2bua mode', () => {
   });
 
   it('Max-Forwards: decremented on the B leg, 483 Too Many Hops at 0', async () => {
-    const { srf, core, rec, invite } = setup();
+    const { srf, fe, rec, invite } = setup();
     invite({ from: 'b2b', headers: { 'Max-Forwards': '5' } });
     expect(srf.b2buas[0].opts?.headers).toEqual({ 'max-forwards': '4' });
     const { res, callId } = invite({ from: 'b2b', headers: { 'Max-Forwards': '0' } });
     expect(res.final).toMatchObject({ status: 483, reason: 'Too Many Hops' });
     expect(srf.b2buas).toHaveLength(1);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
     expect(rec.ended).toContainEqual([callId, 'rejected']);
   });
 
@@ -260,23 +260,23 @@ describe('allowed calls, b2bua mode', () => {
   });
 
   it('the core refusing the B leg releases the slot (the failure reaches the caller via passFailure)', async () => {
-    const { srf, core, rec, invite } = setup();
+    const { srf, fe, rec, invite } = setup();
     const { callId, res } = invite({ from: 'b2b' });
     srf.b2buas[0].fail(486);
     await flush();
     expect(res.final?.status).toBe(486);
     expect(rec.ended).toEqual([[callId, 'rejected']]);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
   });
 
   it("the caller's CANCEL while ringing: 487, released as cancelled", async () => {
-    const { core, rec, invite } = setup();
+    const { fe, rec, invite } = setup();
     const { callId, req, res } = invite({ from: 'b2b' });
     req.emit('cancel', {});
     await flush();
     expect(res.final?.status).toBe(487);
     expect(rec.ended).toEqual([[callId, 'cancelled']]);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
   });
 });
 
@@ -285,7 +285,7 @@ describe('maximum call duration (b2bua)', () => {
   afterEach(() => jest.useRealTimers());
 
   it("the account's cap (2 s) hangs up both legs with a Reason header", async () => {
-    const { srf, rec, invite, core } = setup();
+    const { srf, rec, invite, fe } = setup();
     const { callId } = invite({ from: 'short' });
     const { uac, uas } = srf.b2buas[0].answer();
     await flush();
@@ -297,7 +297,7 @@ describe('maximum call duration (b2bua)', () => {
     expect(uas.destroyed).toEqual([{ headers }]);
     expect(uac.destroyed).toEqual([{ headers }]);
     expect(rec.ended).toEqual([[callId, 'timeout']]);
-    expect(core.isAdmitted(callId)).toBe(false);
+    expect(fe.isAdmitted(callId)).toBe(false);
   });
 
   it('the destination class limit applies: high-risk allowed 30 min, international 4 h', async () => {
@@ -331,7 +331,7 @@ describe('maximum call duration (b2bua)', () => {
 
 describe('hangUpCalls (CallControl)', () => {
   it("ends an account's live international calls only: BYE on both legs of answered calls, CANCEL towards the core for ringing ones", async () => {
-    const { srf, fe, rec, core, invite } = setup();
+    const { srf, fe, rec, invite } = setup();
     const answered = invite({ from: 'b2b', user: '+61212345678' });
     const ringing = invite({ from: 'b2b', user: '+442071234567' });
     const domestic = invite({ from: 'b2b', user: '095550111' });
@@ -350,8 +350,8 @@ describe('hangUpCalls (CallControl)', () => {
     await flush();
     expect(ringing.res.final?.status).toBe(487);
     expect(rec.ended).toEqual(expect.arrayContaining([[answered.callId, 'hangup'], [ringing.callId, 'hangup']]));
-    expect(core.isAdmitted(answered.callId)).toBe(false);
-    expect(core.isAdmitted(ringing.callId)).toBe(false);
+    expect(fe.isAdmitted(answered.callId)).toBe(false);
+    expect(fe.isAdmitted(ringing.callId)).toBe(false);
     expect(fe.liveCalls('b2b').map((c) => c.callId)).toEqual([domestic.callId]);
   });
 
@@ -407,7 +407,7 @@ describe('every rejection: the embedded proxy\'s status, reason and headers, and
     expect(res.final!.headers.Warning).toMatch(/^399 tollguard "/);
     expect(s.srf.proxied).toHaveLength(0);
     expect(s.srf.b2buas).toHaveLength(0);
-    expect(s.core.isAdmitted(callId)).toBe(false);
+    expect(s.fe.isAdmitted(callId)).toBe(false);
     expect(s.srf.endedSessions).toContain(req);
   });
 

@@ -134,14 +134,14 @@ describe('INVITEs through a real Srf', () => {
   });
 
   it('proxies an allowed call to the core with record-route, and releases the slot on its failure', async () => {
-    const { server, core } = await running();
+    const { server, fe } = await running();
     const txn = server.sendSip(invite('095550111', 'real-2'));
     const proxy = await server.waitFor((m) => m.body.startsWith(`proxy|${txn}|`));
     // proxy|txn|remainInDialog|fullResponse|followRedirects|serial|provisionalTimeout|finalTimeout|destination
     expect(proxy.body.split('\r\n')[0]).toBe(`proxy|${txn}|remainInDialog|fullResponse||serial|||sip:095550111@127.0.0.1:5080`);
-    expect(core.isAdmitted('real-2')).toBe(true);
+    expect(fe.isAdmitted('real-2')).toBe(true);
     server.answerProxy(proxy.msgId, ['SIP/2.0 486 Busy Here', 'Via: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bK-1', 'From: <sip:someone@127.0.0.10>;tag=a1', 'To: <sip:095550111@127.0.0.1>;tag=b', 'Call-ID: real-2', 'CSeq: 1 INVITE', 'Content-Length: 0', '', ''].join('\r\n'));
-    await until(() => !core.isAdmitted('real-2'));
+    await until(() => !fe.isAdmitted('real-2'));
   });
 });
 

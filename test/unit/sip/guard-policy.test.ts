@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { monotonicNow } from '../../../src/clock';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { GuardCore } from '../../../src/core/guard-core';
@@ -111,6 +113,33 @@ describe('GuardPolicy: screens, observers and live calls', () => {
     expect(policy.screenRequest(invite('095550111', 'bob'), peer('127.0.0.77'))).toBe('drop');
     expect(policy.screenRequest(invite('095550111', 'bob'), peer('127.0.0.1'))).toBeNull();
     expect(seen).toEqual(['INVITE 127.0.0.77', 'INVITE 127.0.0.1']);
+  });
+
+  it('a call whose slot the core timed out (lost BYE) ends as timeout, on sight or by the minute sweep', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write: (_c, _e, done) => done() });
+    const core = new GuardCore(rules, { maxCallSeconds: 1 });
+    const policy = new GuardPolicy(core, createLogger('info', sink), 'none');
+    const ended: string[] = [];
+    policy.addObserver({ ended: (id, why) => ended.push(`${id} ${why}`) });
+    expect(policy.admitInvite(invite('095550111', 'bob', 'lost-bye'), peer('127.0.0.1'))).toBeNull();
+    expect(policy.admitInvite(invite('095550111', 'bob', 'lost-too'), peer('127.0.0.1'))).toBeNull();
+    expect(policy.knowsDialog('lost-bye')).toBe(true);
+    core.touch(-1, monotonicNow() + 2000); // the core's clock passes max_call_seconds
+    expect(policy.knowsDialog('lost-bye')).toBe(false);
+    expect(ended).toEqual(['lost-bye timeout']);
+    expect([...policy.live.keys()]).toEqual(['lost-too']);
+    // A minute later the next INVITE sweeps the other one out of live.
+    const later = monotonicNow() + 61_000;
+    const spy = jest.spyOn(performance, 'now').mockReturnValue(later - performance.timeOrigin);
+    try {
+      policy.admitInvite(invite('095550111', 'bob', 'next'), peer('127.0.0.1'));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(ended).toEqual(['lost-bye timeout', 'lost-too timeout']);
+    expect([...policy.live.keys()]).toEqual(['next']);
+    expect(lines).toEqual([]);
   });
 
   it('tells observers every decision, answer and end, and tracks live calls by account', () => {
