@@ -223,7 +223,7 @@ export class GuardCore {
    * rejected here (or earlier).
    */
   private overLimit(account: CompiledAccount, key: string, a: CallAttempt): number | { rule: RuleId; detail: string } {
-    const limits = account.limits;
+    const limits = account;
     const index = account.index;
     const states = this.accountState;
     const now = a.now;

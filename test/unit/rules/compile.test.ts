@@ -68,8 +68,8 @@ describe('compileRules', () => {
   });
 
   it('merges limits field by field over the defaults (missing = unlimited)', () => {
-    expect(rules.account('peer')!.limits).toEqual({ callsPerSecond: 50, callsPerMinute: 60, concurrentCalls: Infinity });
-    expect(rules.account('alice')!.limits).toEqual({ callsPerSecond: 5, callsPerMinute: 60, concurrentCalls: Infinity });
+    expect(rules.account('peer')).toMatchObject({ callsPerSecond: 50, callsPerMinute: 60, concurrentCalls: Infinity });
+    expect(rules.account('alice')).toMatchObject({ callsPerSecond: 5, callsPerMinute: 60, concurrentCalls: Infinity });
   });
 
   it('resolves international, country and email per account', () => {
