@@ -26,9 +26,10 @@
  * every 1% of max_call_seconds, at least 1 s and at most 60 s apart, so a forgotten slot can hold
  * its account's count past max_call_seconds by that much.
  *
- * Per-account counts are LiveCounter objects a caller may hold across calls (GuardCore does, to
- * skip a map lookup per call). Idle counters are dropped by a sweep once a minute and marked
- * detached; holders then fetch a new one with counter().
+ * Per-account counts are SlotOwner objects. A caller may bring its own (GuardCore brings one
+ * AccountState per configured account, which also holds the account's rate window) or use the
+ * ledger's LiveCounters by account id, created on first use. Idle LiveCounters are dropped by a
+ * sweep once a minute and marked detached; holders then fetch a new one with counter().
  */
 
 export interface CallLedgerOptions {
@@ -38,9 +39,16 @@ export interface CallLedgerOptions {
   maxLiveCalls?: number;
 }
 
-export class LiveCounter {
+/** Whatever counts an account's live slots: the ledger's own LiveCounter, or the core's AccountState. */
+export interface SlotOwner {
+  live: number;
+  /** Set once the ledger has dropped this idle counter (never for owners the ledger did not create). */
+  readonly detached: boolean;
+  readonly account: string;
+}
+
+export class LiveCounter implements SlotOwner {
   live = 0;
-  /** Set once the ledger has dropped this idle counter. */
   detached = false;
   constructor(readonly account: string) {}
 }
@@ -57,7 +65,7 @@ export class CallLedger {
   /** Per slot: clock value after which it has expired. */
   private deadline: Float64Array;
   /** Per slot: the account counter it holds a unit of (null when free). */
-  private owner: (LiveCounter | null)[];
+  private owner: (SlotOwner | null)[];
   /** Per slot: its generation, bumped when the slot is freed. */
   private generation: Float64Array;
   /** Expiry order: a doubly linked list of live slots, oldest at head. */
@@ -87,7 +95,7 @@ export class CallLedger {
     this.max = Math.min(SLOT_SPACE, Math.max(1, opts.maxLiveCalls ?? 131_072));
     const n = Math.min(this.max, INITIAL_SLOTS);
     this.deadline = new Float64Array(n);
-    this.owner = new Array<LiveCounter | null>(n).fill(null);
+    this.owner = new Array<SlotOwner | null>(n).fill(null);
     this.generation = new Float64Array(n);
     this.prev = new Int32Array(n);
     this.next = new Int32Array(n);
@@ -105,7 +113,7 @@ export class CallLedger {
   }
 
   /** Takes a slot for one call of the account; returns its handle. */
-  take(account: string | LiveCounter, now: number): number {
+  take(account: string | SlotOwner, now: number): number {
     this.advance(now);
     if (this.live >= this.max) this.drop(this.head); // the least recently touched
     const c = typeof account === 'string' || account.detached ? this.counter(typeof account === 'string' ? account : account.account) : account;

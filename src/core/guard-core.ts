@@ -5,7 +5,8 @@ import {
   type CompiledRules,
   type RejectResponse,
 } from '../rules/compile';
-import { CallLedger, type LiveCounter } from './call-ledger';
+import { AccountState } from './account-state';
+import { CallLedger, type SlotOwner } from './call-ledger';
 import { FAMILY_NONE, parseIp } from './ip';
 import { KeyedRateLimiter, MINUTE_MS, RATE_OK, RATE_SECOND, RateWindow, checkRate, commitAdmit } from './rate-limiter';
 import type { CallAttempt, RuleId, Verdict } from './types';
@@ -16,15 +17,17 @@ import type { CallAttempt, RuleId, Verdict } from './types';
  * the dial plan, walks one digit trie, and touches the rate/slot state of one key; rejections
  * build their detail text, admissions allocate only the verdict and the slot.
  *
- * Per-account state is owned here, in one array indexed by CompiledAccount.index: the account's
- * RateWindow at 2*index and its LiveCounter at 2*index+1, so both references share a cache line.
- * With 100 000 accounts the hot path is bound by cache misses, and this is one array read where a
- * keyed table (lru-cache, as before) cost a hash lookup plus its LRU bookkeeping on every call
- * (bench/core-bench.ts). A swap of the rules moves each account's state to its new index by id
- * (swapRules), so windows and slots carry over an edit. Idle windows (no admit in the last
- * minute, so forgetting them changes no answer) are dropped by a sweep once a minute of call
- * time. Callers with no account (unknown_caller: allow, keyed "_unknown:"+ip) use the bounded
- * KeyedRateLimiter instead, since their keys come from the network.
+ * Per-account state is owned here: one AccountState (rate window and live-call count together)
+ * per configured account, in an array indexed by CompiledAccount.index. With 100 000 accounts the
+ * hot path is bound by cache misses, and this is one array read and one object where keyed tables
+ * (lru-cache for the windows, a Map for the counts, as before) cost hash lookups plus LRU
+ * bookkeeping on every call (bench/core-bench.ts). A swap of the rules moves each account's state
+ * to its new index by id (swapRules), so windows and slots carry over an edit; the state of an
+ * account removed while it has live calls is kept aside until they end, in case it comes back.
+ * Idle state (no admit in the last minute, so forgetting it changes no answer) is dropped by a
+ * sweep once a minute of call time, or only its admits when it still has live calls. Callers with
+ * no account (unknown_caller: allow, keyed "_unknown:"+ip) use the bounded KeyedRateLimiter and
+ * the ledger's own counters instead, since their keys come from the network.
  */
 
 export interface GuardCoreOptions {
@@ -75,10 +78,12 @@ export class GuardCore {
   private current: CompiledRules;
   private readonly keyedLimiter: KeyedRateLimiter;
   private readonly ledger: CallLedger;
-  /** Per account index: [2i] its RateWindow, [2i+1] its LiveCounter (undefined until first use). */
-  private accountState: (RateWindow | LiveCounter | undefined)[];
-  /** Accounts holding a RateWindow in accountState. */
-  private windowCount = 0;
+  /** Per account index: its AccountState (undefined until first use, and again once idle). */
+  private accountState: (AccountState | undefined)[];
+  /** Accounts holding an AccountState in accountState. */
+  private stateCount = 0;
+  /** States of accounts gone from the rules while their calls go on, by account id. */
+  private readonly orphans = new Map<string, AccountState>();
   /** Call time of the last idle-window sweep (0 until the first call). */
   private lastWindowSweep = 0;
   private tollBlocked: ReadonlySet<string> = new Set();
@@ -94,8 +99,8 @@ export class GuardCore {
   }
 
   /** A packed (not holey) array, so index reads stay fast. */
-  private static slotsFor(rules: CompiledRules): (RateWindow | LiveCounter | undefined)[] {
-    return new Array<RateWindow | LiveCounter | undefined>(2 * rules.accounts.size).fill(undefined);
+  private static slotsFor(rules: CompiledRules): (AccountState | undefined)[] {
+    return new Array<AccountState | undefined>(rules.accounts.size).fill(undefined);
   }
 
   get rules(): CompiledRules {
@@ -117,21 +122,25 @@ export class GuardCore {
 
   /** Replaces the rules for every later decision; rate windows and live slots stay, by account id. */
   swapRules(next: CompiledRules): void {
-    const before = this.current;
     const old = this.accountState;
     const moved = GuardCore.slotsFor(next);
-    let windows = 0;
-    for (const [id, account] of next.accounts) {
-      const was = before.accounts.get(id);
-      if (was === undefined || was.index < 0 || account.index < 0) continue;
-      const w = old[2 * was.index];
-      if (w !== undefined) windows++;
-      moved[2 * account.index] = w;
-      moved[2 * account.index + 1] = old[2 * was.index + 1];
+    for (const state of old) {
+      if (state === undefined) continue;
+      const account = next.accounts.get(state.account);
+      if (account !== undefined && account.index >= 0) moved[account.index] = state;
+      else if (state.live > 0) this.orphans.set(state.account, state);
     }
+    for (const [id, state] of this.orphans) {
+      const account = next.accounts.get(id);
+      if (account === undefined || account.index < 0) continue;
+      moved[account.index] = state;
+      this.orphans.delete(id);
+    }
+    let count = 0;
+    for (const state of moved) if (state !== undefined) count++;
     this.current = next;
     this.accountState = moved;
-    this.windowCount = windows;
+    this.stateCount = count;
   }
 
   /** Guard-wide allowed_sources only, for every request method; null when the source may talk to us. */
@@ -214,7 +223,7 @@ export class GuardCore {
   }
 
   stats(): { liveCalls: number; trackedAccounts: number } {
-    return { liveCalls: this.ledger.size, trackedAccounts: this.windowCount + this.keyedLimiter.size };
+    return { liveCalls: this.ledger.size, trackedAccounts: this.stateCount + this.keyedLimiter.size };
   }
 
   /**
@@ -225,56 +234,56 @@ export class GuardCore {
   private overLimit(account: CompiledAccount, key: string, a: CallAttempt): number | { rule: RuleId; detail: string } {
     const limits = account;
     const index = account.index;
-    const states = this.accountState;
     const now = a.now;
-    if (now - this.lastWindowSweep >= MINUTE_MS) this.sweepIdleWindows(now);
+    if (now - this.lastWindowSweep >= MINUTE_MS) this.sweepIdleState(now);
+    let state: AccountState | undefined;
+    if (index >= 0) {
+      state = this.accountState[index];
+      if (state === undefined) {
+        state = new AccountState(account.id);
+        this.accountState[index] = state;
+        this.stateCount++;
+      }
+    }
     let rate: RateWindow | undefined;
     if (limits.callsPerSecond !== Infinity || limits.callsPerMinute !== Infinity) {
-      if (index >= 0) {
-        rate = states[2 * index] as RateWindow | undefined;
-        if (rate === undefined) {
-          rate = new RateWindow();
-          states[2 * index] = rate;
-          this.windowCount++;
-        }
-      } else {
-        rate = this.keyedLimiter.window(key, now);
-      }
+      rate = state !== undefined ? state : this.keyedLimiter.window(key, now);
       const result = checkRate(rate, limits.callsPerSecond, limits.callsPerMinute, now);
       if (result === RATE_SECOND) return { rule: 'calls_per_second', detail: `calls_per_second ${limits.callsPerSecond} exceeded` };
       if (result !== RATE_OK) return { rule: 'calls_per_minute', detail: `calls_per_minute ${limits.callsPerMinute} exceeded` };
     }
-    let counter = index >= 0 ? (states[2 * index + 1] as LiveCounter | undefined) : undefined;
-    if (counter === undefined || counter.detached) {
-      counter = this.ledger.counter(key);
-      if (index >= 0) states[2 * index + 1] = counter;
-    }
+    const owner: SlotOwner = state !== undefined ? state : this.ledger.counter(key);
     // A repeated INVITE for a call that already holds a slot is not a new concurrent call.
     const held = a.heldSlot !== undefined && this.ledger.has(a.heldSlot);
     if (limits.concurrentCalls !== Infinity && !held) {
       this.ledger.advance(now);
-      if (counter.live >= limits.concurrentCalls) {
+      if (owner.live >= limits.concurrentCalls) {
         return { rule: 'concurrent_calls', detail: `concurrent_calls ${limits.concurrentCalls} exceeded` };
       }
     }
     if (rate !== undefined) commitAdmit(rate, limits.callsPerSecond, limits.callsPerMinute, now);
-    return held ? a.heldSlot! : this.ledger.take(counter, now);
+    return held ? a.heldSlot! : this.ledger.take(owner, now);
   }
 
   /**
-   * Drops the windows of accounts with no admit in the last minute: their memory goes back and no
-   * answer changes. One pass over the array a minute of call time (~1 ms per 100 000 accounts).
+   * Forgets what no answer depends on any more: the state of accounts with no admit in the last
+   * minute and no live call goes, and an idle account with live calls keeps only its count. One
+   * pass over the array a minute of call time (~1 ms per 100 000 accounts).
    */
-  private sweepIdleWindows(now: number): void {
+  private sweepIdleState(now: number): void {
     this.lastWindowSweep = now;
     const states = this.accountState;
-    for (let i = 0; i < states.length; i += 2) {
-      const w = states[i] as RateWindow | undefined;
-      if (w !== undefined && w.isIdle(now)) {
+    for (let i = 0; i < states.length; i++) {
+      const s = states[i];
+      if (s === undefined || !s.isIdle(now)) continue;
+      if (s.live > 0) {
+        if (s.count > 0) s.clearAdmits();
+      } else {
         states[i] = undefined;
-        this.windowCount--;
+        this.stateCount--;
       }
     }
+    for (const [id, s] of this.orphans) if (s.live <= 0) this.orphans.delete(id);
   }
 
   /** A high-risk refusal; when the digits look like a misdialled domestic number it says so (DialPlan.misdialOf). */

@@ -43,6 +43,13 @@ export class RateWindow {
     return this.ts[i];
   }
 
+  /** Forgets every admit and gives the ring's memory back (for an idle window that must stay). */
+  clearAdmits(): void {
+    this.ts = [0, 0];
+    this.head = 0;
+    this.count = 0;
+  }
+
   /** True when no admit is inside the last minute at now: the window can be dropped. */
   isIdle(now: number): boolean {
     return this.count === 0 || this.recent(1) <= now - MINUTE_MS;

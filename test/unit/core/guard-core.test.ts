@@ -340,6 +340,30 @@ describe('GuardCore responses and swaps', () => {
     expect(b.stats().liveCalls).toBe(1);
   });
 
+  it('an account removed by an edit while its calls go on keeps their count when it comes back', () => {
+    const core = new GuardCore(compileRules(ruleSet()));
+    const first = core.decide(attempt({ authUser: 'slow', now: T0 }));
+    core.decide(attempt({ authUser: 'slow', now: T0 + 1 }));
+    const accounts: AccountsFile = { accounts: { alice: { users: ['alice'] } } };
+    core.swapRules(compileRules(ruleSet({ accounts })));
+    expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2000 })).rule).toBe('unknown_caller');
+    core.swapRules(compileRules(ruleSet()));
+    expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2001 })).rule).toBe('concurrent_calls');
+    core.release(first.slot!);
+    expect(core.decide(attempt({ authUser: 'slow', now: T0 + 2002 })).allow).toBe(true);
+  });
+
+  it('an idle account with a live call forgets its admits but keeps counting the call', () => {
+    const core = new GuardCore(compileRules(ruleSet()));
+    core.decide(attempt({ authUser: 'slow', now: T0 }));
+    core.decide(attempt({ authUser: 'slow', now: T0 + 1 }));
+    // Three minutes on (another account's call runs the sweep): the minute window is empty again,
+    // but both calls still hold their slots.
+    core.decide(attempt({ authUser: 'alice', now: T0 + 180_000 }));
+    expect(core.stats()).toEqual({ liveCalls: 3, trackedAccounts: 2 });
+    expect(core.decide(attempt({ authUser: 'slow', now: T0 + 180_001 })).rule).toBe('concurrent_calls');
+  });
+
   it('idle accounts are forgotten and start afresh', () => {
     const core = new GuardCore(compileRules(ruleSet()));
     const first = core.decide(attempt({ authUser: 'slow', now: T0 }));
