@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { runBuiltinUac, startBuiltinUas } from './sipp-run';
 import { SqliteBanStore } from '../src/store/ban-store';
 import { openDatabase } from '../src/store/sqlite';
+import { ROOT } from './root';
 
 /**
  * The defense under a flood from banned sources, with the built guard in its own process:
@@ -20,7 +21,6 @@ import { openDatabase } from '../src/store/sqlite';
  * Loopback ports 18700-18799 only. Every flood is bounded in packets and seconds.
  */
 
-const ROOT = path.resolve(__dirname, '..');
 const IP = '127.0.0.1';
 const GUARD_PORT = 18700;
 const UAS_PORT = 18780;

@@ -29,6 +29,7 @@ import { compileRules } from '../src/rules/compile';
 import { loadRuleSet } from '../src/rules/load';
 import type { MonitorFile, MonitorSettings } from '../src/rules/monitor-schema';
 import { rng } from './prng';
+import { ROOT } from './root';
 
 const ACCOUNTS = 1000;
 const SEC = 1000;
@@ -59,7 +60,7 @@ const at = (day: number, hour: number): number => WEEK_START + day * DAY + hour 
 // ---------------------------------------------------------------------------------------------
 // Destinations
 
-const rulesDir = path.join(__dirname, '../rules');
+const rulesDir = path.join(ROOT, 'rules');
 const rules = compileRules(loadRuleSet(rulesDir));
 const isHighRisk = (e164: string): boolean => rules.highRisk.lookup(e164) !== undefined;
 

@@ -5,13 +5,13 @@ import * as path from 'node:path';
 import { percentile, probeLatency } from './latency-probe';
 import { writeBenchRules } from './bench-rules';
 import { runBuiltinUac, startBuiltinUas, type SippCounts } from './sipp-run';
+import { ROOT } from './root';
 
 /**
  * The embedded proxy under real sipp load, beside sipp's direct UAC→UAS rate measured in the
  * same run. A rate "holds" when under 1% of its calls fail and sipp kept up with the target rate.
  */
 
-const ROOT = path.resolve(__dirname, '..');
 const IP = '127.0.0.1';
 const UAS_PORT = 17080;
 const GUARD_PORT = 17060;

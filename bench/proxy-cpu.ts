@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { writeBenchRules } from './bench-rules';
 import { cpuTicks } from './proxy-bench';
 import { runBuiltinUac, startBuiltinUas } from './sipp-run';
+import { ROOT } from './root';
 
 /**
  * Guard CPU per call at one fixed call rate: (utime + stime of the guard process) / successful
@@ -16,7 +17,6 @@ import { runBuiltinUac, startBuiltinUas } from './sipp-run';
  *   CLI=/path/to/other/dist/cli.js npx tsx bench/proxy-cpu.ts  # another build, for A/B
  */
 
-const ROOT = path.resolve(__dirname, '..');
 const IP = '127.0.0.1';
 const RATE = Number(process.env.RATE ?? 2000);
 const SECS = Number(process.env.SECS ?? 8);
