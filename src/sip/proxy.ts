@@ -485,8 +485,10 @@ export class SipProxy extends EventEmitter {
   /** §16.4: strict-router compatibility and removal of our own loose Route entries (two with RFC 5658). */
   private preprocessRoutes(req: SipRequest): void {
     const router = this.router!;
-    const ruri = tryParseUri(req.uri);
-    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri) && req.has('route')) {
+    // Route first: it is absent on most initial requests, and then the Request-URI need not be parsed.
+    const hasRoute = req.has('route');
+    const ruri = hasRoute ? tryParseUri(req.uri) : undefined;
+    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri)) {
       // The previous hop is a strict router: the real Request-URI is the last Route value.
       const last = req.removeLastValue('route');
       if (last !== undefined) {
@@ -497,7 +499,7 @@ export class SipProxy extends EventEmitter {
         }
       }
     }
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; hasRoute && i < 4; i++) {
       const top = req.firstValue('route');
       if (top === undefined || !router.isSelfRoute(top)) break;
       req.removeFirstValue('route');
