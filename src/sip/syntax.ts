@@ -40,6 +40,20 @@ export function splitCommaSpans(value: string): Span[] {
   return out;
 }
 
+/**
+ * The first element of a comma-separated header value, as splitCommaSpans(value)[0] (undefined
+ * when there is none). Most values hold one element: a native indexOf settles that without the
+ * JS character loop and the span array (this runs for the top Via of every message).
+ */
+export function firstSpan(value: string): Span | undefined {
+  if (value.indexOf(',') >= 0) return splitCommaSpans(value)[0];
+  let start = 0;
+  let end = value.length;
+  while (start < end && isWs(value.charCodeAt(start))) start++;
+  while (end > start && isWs(value.charCodeAt(end - 1))) end--;
+  return end > start ? { start, end } : undefined;
+}
+
 function pushTrimmed(s: string, start: number, end: number, out: Span[]): void {
   while (start < end && isWs(s.charCodeAt(start))) start++;
   while (end > start && isWs(s.charCodeAt(end - 1))) end--;
