@@ -807,7 +807,7 @@ export class SipProxy extends EventEmitter {
         c.timers.clear('A');
         c.timers.clear('B');
         // §16.7 step 2: a provisional response restarts Timer C.
-        if (c.cancel !== 'sent') c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+        if (c.cancel !== 'sent' && !c.timers.refresh('C')) c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
         if (c.cancel === 'pending') this.sendCancel(c);
       }
       // §16.7 step 5: 100 Trying is hop-by-hop; we sent our own.

@@ -82,6 +82,19 @@ export class Timers {
     }
   }
 
+  /**
+   * Restarts a running timer with its own duration and callback (Timeout#refresh: no new timer
+   * object, no new closure). Returns false when no timer of that name runs.
+   */
+  refresh(name: string): boolean {
+    const names = this.names;
+    if (names === null) return false;
+    const i = names.indexOf(name);
+    if (i < 0) return false;
+    this.handles![i].refresh();
+    return true;
+  }
+
   clear(name: string): void {
     const names = this.names;
     if (names === null) return;

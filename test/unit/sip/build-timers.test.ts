@@ -1,0 +1,54 @@
+import { responseTemplate, buildResponse } from '../../../src/sip/build';
+import { parseMessage, type SipRequest } from '../../../src/sip/message';
+import { Timers } from '../../../src/sip/transaction';
+
+const request = (lines: string[]): SipRequest => parseMessage(Buffer.from([...lines, 'Content-Length: 0', '', ''].join('\r\n'), 'latin1')) as SipRequest;
+
+describe('responseTemplate (RFC 3261 §8.2.6.2)', () => {
+  it('copies all Via lines, then From, Call-ID and CSeq, and the To value', () => {
+    const req = request([
+      'BYE sip:b@h SIP/2.0',
+      'Call-ID: c1',
+      'Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2',
+      'To: <sip:b@h>;tag=t2',
+      'v: SIP/2.0/TCP c;branch=z9hG4bK3',
+      'From: <sip:a@h>;tag=t1',
+      'CSeq: 2 BYE',
+      'To: <sip:other@h>',
+    ]);
+    req.replaceFirstValue('via', 'SIP/2.0/UDP a;branch=z9hG4bK1;received=10.0.0.1');
+    const tpl = responseTemplate(req);
+    expect(tpl.head).toBe(
+      [
+        'Via: SIP/2.0/UDP a;branch=z9hG4bK1;received=10.0.0.1, SIP/2.0/UDP b;branch=z9hG4bK2',
+        'v: SIP/2.0/TCP c;branch=z9hG4bK3',
+        'From: <sip:a@h>;tag=t1',
+        'Call-ID: c1',
+        'CSeq: 2 BYE',
+      ].join('\r\n'),
+    );
+    expect(tpl.to).toBe('<sip:b@h>;tag=t2');
+    expect(tpl.toHasTag).toBe(true);
+    expect(buildResponse(tpl, 200, 'OK').toString('latin1')).toBe(`SIP/2.0 200 OK\r\n${tpl.head}\r\nTo: <sip:b@h>;tag=t2\r\nContent-Length: 0\r\n\r\n`);
+  });
+});
+
+describe('Timers', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('refresh() restarts a running timer with its duration and callback', () => {
+    const t = new Timers();
+    const fn = jest.fn();
+    expect(t.refresh('C')).toBe(false);
+    t.set('C', 100, fn);
+    jest.advanceTimersByTime(60);
+    expect(t.refresh('C')).toBe(true);
+    jest.advanceTimersByTime(60);
+    expect(fn).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(40);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(t.size).toBe(0);
+    expect(t.refresh('C')).toBe(false);
+  });
+});
