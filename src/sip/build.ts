@@ -5,6 +5,7 @@
  */
 import type { SipRequest, SipResponse } from './message';
 import { textToBytes } from './syntax';
+import { latin1Buffer } from './out-buffer';
 
 /**
  * What a response needs from its request, captured once (§8.2.6.2: Via values, From, To, Call-ID,
@@ -58,7 +59,7 @@ export function buildResponse(tpl: ResponseTemplate, status: number, reason: str
   let s = `SIP/2.0 ${status} ${sanitise(reason)}\r\n${tpl.head}\r\nTo: ${to}\r\n`;
   if (extras.headers) for (const [name, value] of extras.headers) s += `${sanitise(name)}: ${sanitise(value)}\r\n`;
   s += 'Content-Length: 0\r\n\r\n';
-  return Buffer.from(s, 'latin1');
+  return latin1Buffer(s);
 }
 
 /** Header text from a policy or an error message: no CR/LF injection, UTF-8 as bytes. */
@@ -105,7 +106,7 @@ export function buildCancel(e: InviteEcho, reasonHeader?: string): Buffer {
   s += `Max-Forwards: ${e.maxForwards}\r\n${e.from}\r\n${e.to}\r\n${e.callId}\r\nCSeq: ${e.cseq} CANCEL\r\n`;
   if (reasonHeader) s += `Reason: ${reasonHeader}\r\n`;
   s += 'Content-Length: 0\r\n\r\n';
-  return Buffer.from(s, 'latin1');
+  return latin1Buffer(s);
 }
 
 /** §17.1.1.3: ACK for a non-2xx final response, To taken from the response (it carries the tag). */
@@ -114,5 +115,5 @@ export function buildAck(e: InviteEcho, res: SipResponse): Buffer {
   let s = `ACK ${textToBytes(e.uri)} SIP/2.0\r\nVia: ${e.via}\r\n`;
   for (const r of e.routes) s += r + '\r\n';
   s += `Max-Forwards: 70\r\n${e.from}\r\n${toLine}\r\n${e.callId}\r\nCSeq: ${e.cseq} ACK\r\nContent-Length: 0\r\n\r\n`;
-  return Buffer.from(s, 'latin1');
+  return latin1Buffer(s);
 }
