@@ -242,16 +242,22 @@ abstract class SipMessageBase {
   setHeader(name: string, value: string): void {
     const key = headerKey(name);
     const v = textToBytes(value);
+    // In place (Max-Forwards is set on every forwarded request): no filtered copy of the list.
+    const fields = this.fields;
     let done = false;
-    this.fields = this.fields.filter((f) => {
-      if (f.key !== key) return true;
-      if (done) return false;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      if (f.key !== key) continue;
+      if (done) {
+        fields.splice(i, 1);
+        i--;
+        continue;
+      }
       f.value = v;
       f.raw = undefined;
       done = true;
-      return true;
-    });
-    if (!done) this.fields.push({ name, key, value: v });
+    }
+    if (!done) fields.push({ name, key, value: v });
     this.touched(key);
   }
 

@@ -52,34 +52,32 @@ export function clientKey(branch: string, method: string): string {
 /**
  * A set of named timers that can all be cleared at once.
  *
- * A transaction holds at most three or four timers, so they sit in two small arrays created on
- * first use rather than a Map per transaction: four transactions a call each allocated a Map
- * (~1.5 KB a call in the allocation profile of bench/proxy-cpu.ts) and kept it alive for the
- * linger time, which the scavenger then had to copy.
+ * A transaction holds at most three or four timers at once. They sit in one small array of
+ * (name, handle) pairs, created on first use with room for four: four transactions a call each
+ * allocated a Map at first (~1.5 KB a call in the allocation profile of bench/proxy-cpu.ts), then
+ * two arrays that push() grew to 17 slots each; every one of them stays alive for the linger time,
+ * which the scavenger then has to copy.
  */
 export class Timers {
-  private names: string[] | null = null;
-  private handles: NodeJS.Timeout[] | null = null;
+  /** name0, handle0, name1, handle1, ...; the first `2 * count` entries are in use. */
+  private slots: Array<string | NodeJS.Timeout | undefined> | null = null;
+  private count = 0;
 
   set(name: string, ms: number, fn: () => void): void {
-    if (this.names === null || this.handles === null) {
-      this.names = [];
-      this.handles = [];
-    }
-    const names = this.names;
-    const handles = this.handles;
-    const i = names.indexOf(name);
     const h = setTimeout(() => {
       this.drop(name, h);
       fn();
     }, ms);
+    const i = this.indexOf(name);
     if (i >= 0) {
-      clearTimeout(handles[i]);
-      handles[i] = h;
-    } else {
-      names.push(name);
-      handles.push(h);
+      clearTimeout(this.slots![i + 1] as NodeJS.Timeout);
+      this.slots![i + 1] = h;
+      return;
     }
+    if (this.slots === null) this.slots = new Array<string | NodeJS.Timeout | undefined>(8);
+    const at = 2 * this.count++;
+    this.slots[at] = name;
+    this.slots[at + 1] = h;
   }
 
   /**
@@ -87,53 +85,60 @@ export class Timers {
    * object, no new closure). Returns false when no timer of that name runs.
    */
   refresh(name: string): boolean {
-    const names = this.names;
-    if (names === null) return false;
-    const i = names.indexOf(name);
+    const i = this.indexOf(name);
     if (i < 0) return false;
-    this.handles![i].refresh();
+    (this.slots![i + 1] as NodeJS.Timeout).refresh();
     return true;
   }
 
   clear(name: string): void {
-    const names = this.names;
-    if (names === null) return;
-    const i = names.indexOf(name);
+    const i = this.indexOf(name);
     if (i < 0) return;
-    clearTimeout(this.handles![i]);
+    clearTimeout(this.slots![i + 1] as NodeJS.Timeout);
     this.removeAt(i);
   }
 
   has(name: string): boolean {
-    return this.names !== null && this.names.includes(name);
+    return this.indexOf(name) >= 0;
   }
 
   clearAll(): void {
-    const handles = this.handles;
-    if (handles === null || handles.length === 0) return;
-    for (const h of handles) clearTimeout(h);
-    this.names!.length = 0;
-    handles.length = 0;
+    const slots = this.slots;
+    if (slots === null) return;
+    for (let i = 0; i < 2 * this.count; i += 2) {
+      clearTimeout(slots[i + 1] as NodeJS.Timeout);
+      slots[i] = undefined;
+      slots[i + 1] = undefined;
+    }
+    this.count = 0;
   }
 
   get size(): number {
-    return this.names === null ? 0 : this.names.length;
+    return this.count;
+  }
+
+  /** Slot index of a running timer's name, or -1. */
+  private indexOf(name: string): number {
+    const slots = this.slots;
+    if (slots === null) return -1;
+    for (let i = 0; i < 2 * this.count; i += 2) if (slots[i] === name) return i;
+    return -1;
   }
 
   /** A timer fired: forget it, unless it was already replaced under the same name. */
   private drop(name: string, h: NodeJS.Timeout): void {
-    const i = this.names === null ? -1 : this.names.indexOf(name);
-    if (i >= 0 && this.handles![i] === h) this.removeAt(i);
+    const i = this.indexOf(name);
+    if (i >= 0 && this.slots![i + 1] === h) this.removeAt(i);
   }
 
+  /** Moves the last pair into slot i (order does not matter). */
   private removeAt(i: number): void {
-    const names = this.names!;
-    const handles = this.handles!;
-    const last = names.length - 1;
-    names[i] = names[last];
-    handles[i] = handles[last];
-    names.length = last;
-    handles.length = last;
+    const slots = this.slots!;
+    const last = 2 * --this.count;
+    slots[i] = slots[last];
+    slots[i + 1] = slots[last + 1];
+    slots[last] = undefined;
+    slots[last + 1] = undefined;
   }
 }
 
@@ -211,11 +216,11 @@ export class ClientTransaction {
     buf: Buffer,
   ) {
     this.buf = buf;
+    this.key = clientKey(branch, method);
   }
 
-  get key(): string {
-    return clientKey(this.branch, this.method);
-  }
+  /** clientKey(branch, method), built once: it is looked up and stored several times a transaction. */
+  readonly key: string;
 
   get isInvite(): boolean {
     return this.method === 'INVITE';

@@ -51,4 +51,33 @@ describe('Timers', () => {
     expect(t.size).toBe(0);
     expect(t.refresh('C')).toBe(false);
   });
+
+  it('set, replace, clear and clearAll keep the named timers apart, also past four at once', () => {
+    const t = new Timers();
+    const fired: string[] = [];
+    for (const n of ['A', 'B', 'C', 'D', 'E', 'F']) t.set(n, 10, () => fired.push(n));
+    expect(t.size).toBe(6);
+    t.set('B', 30, () => fired.push('B2')); // replaces B
+    t.clear('D');
+    expect(t.has('D')).toBe(false);
+    expect(t.size).toBe(5);
+    jest.advanceTimersByTime(10);
+    expect(fired.sort()).toEqual(['A', 'C', 'E', 'F']);
+    expect(t.size).toBe(1);
+    expect(t.has('B')).toBe(true);
+    jest.advanceTimersByTime(20);
+    expect(fired).toContain('B2');
+    expect(fired).not.toContain('B');
+    expect(t.size).toBe(0);
+    t.set('G', 5, () => fired.push('G'));
+    t.set('H', 5, () => fired.push('H'));
+    t.clearAll();
+    expect(t.size).toBe(0);
+    jest.advanceTimersByTime(10);
+    expect(fired).not.toContain('G');
+    expect(fired).not.toContain('H');
+    t.set('I', 5, () => fired.push('I'));
+    jest.advanceTimersByTime(5);
+    expect(fired).toContain('I');
+  });
 });
