@@ -62,6 +62,8 @@ export class Timers {
   /** name0, handle0, name1, handle1, ...; the first `2 * count` entries are in use. */
   private slots: Array<string | NodeJS.Timeout | undefined> | null = null;
   private count = 0;
+  /** Bumped by clearAll(): an ExpiryQueue entry made before it no longer fires. */
+  generation = 0;
 
   set(name: string, ms: number, fn: () => void): void {
     const h = setTimeout(() => {
@@ -103,6 +105,7 @@ export class Timers {
   }
 
   clearAll(): void {
+    this.generation++;
     const slots = this.slots;
     if (slots === null) return;
     for (let i = 0; i < 2 * this.count; i += 2) {
@@ -140,6 +143,96 @@ export class Timers {
     slots[last] = undefined;
     slots[last + 1] = undefined;
   }
+}
+
+/**
+ * The timers that end a finished transaction after a fixed time (Timers D, I, J, K, L, M: it
+ * lingers to absorb retransmissions, §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2, RFC 6026).
+ *
+ * All entries of one queue have the same duration, so they expire in the order they were added
+ * and one Node timer, armed for the oldest, serves them all. Four of these a call each cost a
+ * Timeout object, two closures and a timer-list insert and removal, kept alive for the whole
+ * linger time (~7 % of the allocations per call in the proxy's allocation profile).
+ *
+ * An entry is dropped, not fired, when its transaction's timers were cleared since it was added
+ * (Timers.generation), as a Node timer would have been by clearAll().
+ */
+export class ExpiryQueue<T extends { timers: Timers }> {
+  private targets: Array<T | undefined> = [];
+  private generations: number[] = [];
+  private due: number[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ms: number,
+    private readonly expire: (target: T) => void,
+  ) {}
+
+  /** Ends `target` with expire() after the queue's duration, unless its timers are cleared first. */
+  add(target: T): void {
+    this.targets.push(target);
+    this.generations.push(target.timers.generation);
+    this.due.push(monotonicMs() + this.ms);
+    if (this.timer === null) this.arm(this.ms);
+  }
+
+  get size(): number {
+    return this.targets.length - this.head;
+  }
+
+  /** Drops every entry without firing it (proxy stop). */
+  clear(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.targets = [];
+    this.generations = [];
+    this.due = [];
+    this.head = 0;
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => this.run(), ms);
+  }
+
+  private run(): void {
+    this.timer = null;
+    // Node's timers run on the event loop's cached clock, which can be a millisecond behind
+    // this one: an entry due within 1 ms is taken now rather than costing another turn.
+    const now = monotonicMs() + 1;
+    try {
+      while (this.head < this.targets.length && this.due[this.head] <= now) {
+        const i = this.head++;
+        const target = this.targets[i]!;
+        this.targets[i] = undefined;
+        if (target.timers.generation === this.generations[i]) this.expire(target);
+      }
+    } finally {
+      this.compact();
+      if (this.head < this.targets.length && this.timer === null) this.arm(Math.max(1, Math.ceil(this.due[this.head] - monotonicMs())));
+    }
+  }
+
+  /** Forgets the fired entries once they are the larger part of the arrays. */
+  private compact(): void {
+    const head = this.head;
+    if (head === this.targets.length) {
+      this.targets.length = 0;
+      this.generations.length = 0;
+      this.due.length = 0;
+      this.head = 0;
+    } else if (head > 1024 && head * 2 > this.targets.length) {
+      this.targets = this.targets.slice(head);
+      this.generations = this.generations.slice(head);
+      this.due = this.due.slice(head);
+      this.head = 0;
+    }
+  }
+}
+
+/** The global performance clock, read at call time so that test fake timers, which replace it, stay consistent with setTimeout. */
+function monotonicMs(): number {
+  return globalThis.performance.now();
 }
 
 export type ServerState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';

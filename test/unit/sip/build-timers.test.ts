@@ -1,6 +1,6 @@
 import { responseTemplate, buildResponse } from '../../../src/sip/build';
 import { parseMessage, type SipRequest } from '../../../src/sip/message';
-import { Timers } from '../../../src/sip/transaction';
+import { ExpiryQueue, Timers } from '../../../src/sip/transaction';
 
 const request = (lines: string[]): SipRequest => parseMessage(Buffer.from([...lines, 'Content-Length: 0', '', ''].join('\r\n'), 'latin1')) as SipRequest;
 
@@ -79,5 +79,50 @@ describe('Timers', () => {
     t.set('I', 5, () => fired.push('I'));
     jest.advanceTimersByTime(5);
     expect(fired).toContain('I');
+  });
+});
+
+describe('ExpiryQueue (Timers D, I, J, K, L, M)', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const target = (id: string): { id: string; timers: Timers } => ({ id, timers: new Timers() });
+
+  it('ends each target its duration after it was added, in order, and skips those whose timers were cleared', () => {
+    const ended: string[] = [];
+    const q = new ExpiryQueue<{ id: string; timers: Timers }>(100, (t) => ended.push(t.id));
+    const a = target('a');
+    const b = target('b');
+    const c = target('c');
+    q.add(a);
+    jest.advanceTimersByTime(40);
+    q.add(b);
+    q.add(c);
+    c.timers.clearAll(); // as terminate or a new state would
+    jest.advanceTimersByTime(58);
+    expect(ended).toEqual([]);
+    jest.advanceTimersByTime(2);
+    expect(ended).toEqual(['a']);
+    jest.advanceTimersByTime(38);
+    expect(ended).toEqual(['a']);
+    jest.advanceTimersByTime(2);
+    expect(ended).toEqual(['a', 'b']);
+    expect(q.size).toBe(0);
+    q.add(c); // re-added after the clear: fires again
+    jest.advanceTimersByTime(100);
+    expect(ended).toEqual(['a', 'b', 'c']);
+  });
+
+  it('clear() drops everything and leaves no timer running', () => {
+    const ended: string[] = [];
+    const q = new ExpiryQueue<{ id: string; timers: Timers }>(10, (t) => ended.push(t.id));
+    for (let i = 0; i < 3000; i++) q.add(target(String(i)));
+    jest.advanceTimersByTime(10);
+    expect(ended.length).toBe(3000);
+    q.add(target('x'));
+    q.clear();
+    expect(jest.getTimerCount()).toBe(0);
+    jest.advanceTimersByTime(100);
+    expect(ended).not.toContain('x');
   });
 });
