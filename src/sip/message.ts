@@ -75,7 +75,7 @@ for (const name of [
  * hashing it for COMMON_KEYS (that lookup was ~40 % of the parse). One name a slot; the others
  * fall back to COMMON_KEYS.
  */
-const COMMON_BY_SHAPE: Array<{ name: string; key: string } | undefined> = new Array(256);
+const COMMON_BY_SHAPE: Array<{ name: string; key: string; bytes: Uint8Array } | undefined> = new Array(256);
 function commonSlot(len: number, first: number, last: number): number {
   return (len * 7 + first * 3 + last) & 255;
 }
@@ -84,12 +84,16 @@ for (const name of [
   'Route', 'Subject', 'User-Agent', 'Allow', 'Supported',
 ]) {
   const slot = commonSlot(name.length, name.charCodeAt(0), name.charCodeAt(name.length - 1));
-  COMMON_BY_SHAPE[slot] ??= { name, key: headerKey(name) };
+  COMMON_BY_SHAPE[slot] ??= { name, key: headerKey(name), bytes: Buffer.from(name, 'latin1') };
 }
 
-/** Whether head holds s at `at` (a char loop: the builtin startsWith(s, at) is not inlined and cost more here). */
-function sameAt(head: string, at: number, s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (head.charCodeAt(at + i) !== s.charCodeAt(i)) return false;
+/**
+ * Whether buf holds `bytes` at `at`. Compared on the received bytes: reading a Uint8Array is about
+ * twice as fast as charCodeAt() on the head string, and the builtin startsWith(s, at) is not
+ * inlined at all.
+ */
+function sameBytes(buf: Buffer, at: number, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
   return true;
 }
 
@@ -609,7 +613,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       let okMethod = true;
       for (let i = 0; i < method.length; i++) if (!isTokenChar(method.charCodeAt(i))) okMethod = false;
       if (!okMethod) startError = 'bad method';
-      else if (version.toUpperCase() !== 'SIP/2.0') startError = `unsupported version "${version.slice(0, 20)}"`;
+      else if (version !== 'SIP/2.0' && version.toUpperCase() !== 'SIP/2.0') startError = `unsupported version "${version.slice(0, 20)}"`;
       else if (uri.indexOf(':') <= 0) startError = 'bad Request-URI';
       else kind = 'req';
     } else startError = 'bad request line';
@@ -664,7 +668,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
     let name: string;
     let key: string | undefined;
     const common = COMMON_BY_SHAPE[commonSlot(nameEnd - ls, head.charCodeAt(ls), head.charCodeAt(nameEnd - 1))];
-    if (common !== undefined && common.name.length === nameEnd - ls && sameAt(head, ls, common.name)) {
+    if (common !== undefined && common.name.length === nameEnd - ls && sameBytes(buf, start + ls, common.bytes)) {
       name = common.name;
       key = common.key;
     } else {

@@ -40,7 +40,8 @@ export function parseVia(value: string): Via | string {
       i++;
     }
     if (i === start) return 'bad sent-protocol';
-    transport = s.slice(start, i).toUpperCase();
+    transport = s.slice(start, i);
+    if (transport !== 'UDP' && transport !== 'TCP') transport = transport.toUpperCase();
     while (i < n && isWs(s.charCodeAt(i))) i++;
   } else {
     const parts: string[] = [];
