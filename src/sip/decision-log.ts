@@ -54,6 +54,19 @@ export class DecisionLog {
     if (!this.logger.isInfoEnabled() || this.logger.silent) return;
     // The line log.ts's lean format writes ({"time":..., fields..., "level":"info"}); an ISO time
     // needs no JSON escaping.
-    this.sink.write(`{"time":"${new Date().toISOString()}",${JSON.stringify(line).slice(1, -1)},"level":"info"}`);
+    this.sink.write(`{"time":"${this.isoNow()}",${JSON.stringify(line).slice(1, -1)},"level":"info"}`);
+  }
+
+  private isoMs = -1;
+  private iso = '';
+
+  /** The current time as ISO text, formatted once per millisecond (calls come thousands a second). */
+  private isoNow(): string {
+    const ms = Date.now();
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 }

@@ -15,6 +15,7 @@ import { splitCommaSpans, textToBytes } from './syntax';
 import type { ClientTransaction, ServerTransaction } from './transaction';
 import type { Connection, LocalEndpoint } from './transport';
 import { parseNameAddr } from './uri';
+import { latin1Buffer } from './out-buffer';
 
 export interface DialogRecord {
   callId: string;
@@ -130,5 +131,5 @@ export function buildBye(p: ByeParts): Buffer {
   s += `Max-Forwards: 70\r\nFrom: ${p.from}\r\nTo: ${p.to}\r\nCall-ID: ${p.callId}\r\nCSeq: ${p.cseq} BYE\r\n`;
   if (p.reason) s += `Reason: ${textToBytes(p.reason.replace(/[\r\n]+/g, ' '))}\r\n`;
   s += 'Content-Length: 0\r\n\r\n';
-  return Buffer.from(s, 'latin1');
+  return latin1Buffer(s);
 }

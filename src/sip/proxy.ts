@@ -24,7 +24,7 @@ import { branchFor, isOurBranch, newTag } from './ids';
 import { stampReceived, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
-  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
+  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey, ExpiryQueue,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
 import { EventLoopLag } from './event-loop-lag';
@@ -118,6 +118,11 @@ export class SipProxy extends EventEmitter {
   };
   private readonly lag = new EventLoopLag();
   private stopped = false;
+  /** Timers D, I, J, K, L, M: finished transactions end after a fixed time (see ExpiryQueue). */
+  private readonly serverLinger: ExpiryQueue<ServerTransaction>;
+  private readonly serverT4: ExpiryQueue<ServerTransaction>;
+  private readonly clientLinger: ExpiryQueue<ClientTransaction>;
+  private readonly clientT4: ExpiryQueue<ClientTransaction>;
 
   constructor(private readonly opts: ProxyOptions) {
     super();
@@ -125,6 +130,12 @@ export class SipProxy extends EventEmitter {
     this.log = opts.logger;
     this.t = { ...DEFAULT_TIMERS, ...(opts.timers ?? {}) };
     this.linger = Math.min(64 * this.t.T1, LINGER_CAP_MS);
+    const endServer = (tx: ServerTransaction): void => this.guard(() => this.terminateServer(tx));
+    const endClient = (c: ClientTransaction): void => this.guard(() => this.terminateClient(c));
+    this.serverLinger = new ExpiryQueue(this.linger, endServer);
+    this.serverT4 = new ExpiryQueue(this.t.T4, endServer);
+    this.clientLinger = new ExpiryQueue(this.linger, endClient);
+    this.clientT4 = new ExpiryQueue(this.t.T4, endClient);
   }
 
   async start(): Promise<void> {
@@ -160,6 +171,8 @@ export class SipProxy extends EventEmitter {
     this.lag.stop();
     for (const tx of this.server.values()) tx.timers.clearAll();
     for (const c of this.client.values()) c.timers.clearAll();
+    for (const q of [this.serverLinger, this.serverT4]) q.clear();
+    for (const q of [this.clientLinger, this.clientT4]) q.clear();
     this.server.clear();
     this.client.clear();
     this.upstreamDialogs.clear();
@@ -347,7 +360,7 @@ export class SipProxy extends EventEmitter {
         tx.timers.clear('G');
         tx.timers.clear('H');
         if (tx.reliable) this.terminateServer(tx);
-        else tx.timers.set('I', this.t.T4, () => this.guard(() => this.terminateServer(tx)));
+        else this.serverT4.add(tx); // Timer I
       }
       this.counters.retransmissionsAbsorbed++;
       return;
@@ -485,8 +498,10 @@ export class SipProxy extends EventEmitter {
   /** §16.4: strict-router compatibility and removal of our own loose Route entries (two with RFC 5658). */
   private preprocessRoutes(req: SipRequest): void {
     const router = this.router!;
-    const ruri = tryParseUri(req.uri);
-    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri) && req.has('route')) {
+    // Route first: it is absent on most initial requests, and then the Request-URI need not be parsed.
+    const hasRoute = req.has('route');
+    const ruri = hasRoute ? tryParseUri(req.uri) : undefined;
+    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri)) {
       // The previous hop is a strict router: the real Request-URI is the last Route value.
       const last = req.removeLastValue('route');
       if (last !== undefined) {
@@ -497,7 +512,7 @@ export class SipProxy extends EventEmitter {
         }
       }
     }
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; hasRoute && i < 4; i++) {
       const top = req.firstValue('route');
       if (top === undefined || !router.isSelfRoute(top)) break;
       req.removeFirstValue('route');
@@ -765,7 +780,7 @@ export class SipProxy extends EventEmitter {
     c.buf = null;
     // Timer K: absorb response retransmissions for T4 (0 on reliable transports).
     if (c.reliable) this.terminateClient(c);
-    else c.timers.set('K', this.t.T4, () => this.guard(() => this.terminateClient(c)));
+    else this.clientT4.add(c); // Timer K
   }
 
   // ======================= responses (§16.7) =======================
@@ -805,7 +820,7 @@ export class SipProxy extends EventEmitter {
         c.timers.clear('A');
         c.timers.clear('B');
         // §16.7 step 2: a provisional response restarts Timer C.
-        if (c.cancel !== 'sent') c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+        if (c.cancel !== 'sent' && !c.timers.refresh('C')) c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
         if (c.cancel === 'pending') this.sendCancel(c);
       }
       // §16.7 step 5: 100 Trying is hop-by-hop; we sent our own.
@@ -822,7 +837,7 @@ export class SipProxy extends EventEmitter {
           c.timers.clearAll();
           c.buf = null;
           c.echo = null;
-          c.timers.set('M', this.linger, () => this.guard(() => this.terminateClient(c)));
+          this.clientLinger.add(c); // Timer M
         }
       } else {
         if (c.state === 'completed' || c.state === 'terminated') return;
@@ -851,7 +866,7 @@ export class SipProxy extends EventEmitter {
       c.echo = null;
       // Timer D: absorb retransmissions of the final response (0 on reliable transports).
       if (c.reliable) this.terminateClient(c);
-      else c.timers.set('D', this.linger, () => this.guard(() => this.terminateClient(c)));
+      else this.clientLinger.add(c); // Timer D
     } else {
       if (c.state === 'completed' || c.state === 'terminated') return;
       this.completeNonInvite(c);
@@ -889,7 +904,7 @@ export class SipProxy extends EventEmitter {
         tx.timers.clearAll();
         tx.last = null;
         tx.tpl = null;
-        tx.timers.set('L', this.linger, () => this.guard(() => this.terminateServer(tx)));
+        this.serverLinger.add(tx); // Timer L
         if (tx.admitted) this.answered(tx.callId);
         else if (tx.fromUpstream) this.rememberUpstreamDialog(tx.callId);
       }
@@ -943,12 +958,12 @@ export class SipProxy extends EventEmitter {
       tx.timers.set('H', 64 * this.t.T1, () => this.guard(() => this.terminateServer(tx)));
     } else if (tx.isInvite) {
       tx.state = 'accepted';
-      tx.timers.set('L', this.linger, () => this.guard(() => this.terminateServer(tx)));
+      this.serverLinger.add(tx); // Timer L
     } else if (tx.reliable) {
       this.terminateServer(tx);
     } else {
       // Timer J: absorb request retransmissions.
-      tx.timers.set('J', this.linger, () => this.guard(() => this.terminateServer(tx)));
+      this.serverLinger.add(tx); // Timer J
     }
   }
 

@@ -40,6 +40,20 @@ export function splitCommaSpans(value: string): Span[] {
   return out;
 }
 
+/**
+ * The first element of a comma-separated header value, as splitCommaSpans(value)[0] (undefined
+ * when there is none). Most values hold one element: a native indexOf settles that without the
+ * JS character loop and the span array (this runs for the top Via of every message).
+ */
+export function firstSpan(value: string): Span | undefined {
+  if (value.indexOf(',') >= 0) return splitCommaSpans(value)[0];
+  let start = 0;
+  let end = value.length;
+  while (start < end && isWs(value.charCodeAt(start))) start++;
+  while (end > start && isWs(value.charCodeAt(end - 1))) end--;
+  return end > start ? { start, end } : undefined;
+}
+
 function pushTrimmed(s: string, start: number, end: number, out: Span[]): void {
   while (start < end && isWs(s.charCodeAt(start))) start++;
   while (end > start && isWs(s.charCodeAt(end - 1))) end--;
@@ -104,9 +118,13 @@ export function parseParams(s: string): Params {
         params[name] = v;
         i = k + 1;
       } else {
-        let k = j;
-        while (k < n && s.charCodeAt(k) !== 0x3b) k++;
-        params[name] = s.slice(j, k).trim();
+        // Native indexOf, and trim() only when an end could be whitespace to it (control, space,
+        // or non-ASCII such as NBSP): a JS character loop over branch values was the larger part
+        // of Via parsing.
+        let k = s.indexOf(';', j);
+        if (k < 0) k = n;
+        const v = s.slice(j, k);
+        params[name] = v.length !== 0 && (mayTrim(v.charCodeAt(0)) || mayTrim(v.charCodeAt(v.length - 1))) ? v.trim() : v;
         i = k;
       }
     } else {
@@ -115,6 +133,11 @@ export function parseParams(s: string): Params {
     }
   }
   return params;
+}
+
+/** Characters String#trim() might remove: ASCII controls and space, and anything non-ASCII. */
+function mayTrim(c: number): boolean {
+  return c <= 0x20 || c >= 0x7f;
 }
 
 function hexVal(c: number): number {

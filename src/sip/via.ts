@@ -28,10 +28,11 @@ export function parseVia(value: string): Via | string {
   const s = value;
   const n = s.length;
   let i = 0;
-  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH
-  const parts: string[] = [];
-  for (let k = 0; k < 3; k++) {
-    while (i < n && isWs(s.charCodeAt(i))) i++;
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH.
+  // Nearly every Via starts "SIP/2.0/": take that without the general scan's part list.
+  let transport: string;
+  if (s.startsWith('SIP/2.0/')) {
+    i = 8;
     const start = i;
     while (i < n) {
       const c = s.charCodeAt(i);
@@ -39,15 +40,30 @@ export function parseVia(value: string): Via | string {
       i++;
     }
     if (i === start) return 'bad sent-protocol';
-    parts.push(s.slice(start, i));
+    transport = s.slice(start, i);
+    if (transport !== 'UDP' && transport !== 'TCP') transport = transport.toUpperCase();
     while (i < n && isWs(s.charCodeAt(i))) i++;
-    if (k < 2) {
-      if (s.charCodeAt(i) !== 0x2f) return 'bad sent-protocol';
-      i++;
+  } else {
+    const parts: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      while (i < n && isWs(s.charCodeAt(i))) i++;
+      const start = i;
+      while (i < n) {
+        const c = s.charCodeAt(i);
+        if (c === 0x2f /* / */ || isWs(c) || c === 0x3b) break;
+        i++;
+      }
+      if (i === start) return 'bad sent-protocol';
+      parts.push(s.slice(start, i));
+      while (i < n && isWs(s.charCodeAt(i))) i++;
+      if (k < 2) {
+        if (s.charCodeAt(i) !== 0x2f) return 'bad sent-protocol';
+        i++;
+      }
     }
+    if (parts[0].toUpperCase() !== 'SIP' || parts[1] !== '2.0') return 'bad sent-protocol';
+    transport = parts[2].toUpperCase();
   }
-  if (parts[0].toUpperCase() !== 'SIP' || parts[1] !== '2.0') return 'bad sent-protocol';
-  const transport = parts[2].toUpperCase();
   while (i < n && isWs(s.charCodeAt(i))) i++;
   let host: string;
   if (s.charCodeAt(i) === 0x5b) {

@@ -193,6 +193,39 @@ describe('parseMessage: malformed input gives a typed error naming the header', 
 
   it('a header line without a colon', () => {
     expect(parseError(req([...BASE, 'NoColonHere', 'Content-Length: 0'])).header).toBe('header');
+    // The colon of the next line must not be taken for this one's.
+    expect(parseError(req([...BASE, 'NoColonHere', 'X-A: 1', 'Content-Length: 0'])).detail).toBe('malformed header line "NoColonHere"');
+    expect(parseError(req([BASE[0], ':starts with a colon', ...BASE.slice(1)])).header).toBe('header');
+  });
+
+  it('many colon-less lines are rejected in linear time', () => {
+    const lines = Array.from({ length: 20000 }, () => 'x');
+    const t0 = Date.now();
+    expect(parseError(req([...BASE, ...lines])).header).toBe('header');
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('header names in any spelling get the same keys, and are written back as received', () => {
+    const r = parseReq(req([...BASE.filter((l) => !l.startsWith('Call-ID') && !l.startsWith('CSeq')), 'call-id: lower@x', 'CSEQ: 314159 INVITE', 'Content-length: 0']));
+    expect(r.callId).toBe('lower@x');
+    expect(r.cseq).toEqual({ seq: 314159, method: 'INVITE' });
+    expect(r.fieldLines('cseq')).toEqual(['CSEQ: 314159 INVITE']);
+    r.setHeader('CSeq', '314160 INVITE');
+    expect(r.fieldLines('cseq')).toEqual(['CSEQ: 314160 INVITE']);
+  });
+
+  it('CSeq and Max-Forwards values are checked as the grammar says', () => {
+    const withCseq = (v: string): string => req([...BASE.filter((l) => !l.startsWith('CSeq')), `CSeq: ${v}`, 'Content-Length: 0']);
+    expect(parseError(withCseq('12345678901 INVITE')).header).toBe('CSeq');
+    expect(parseError(withCseq('4294967296 INVITE')).header).toBe('CSeq');
+    expect(parseError(withCseq('1INVITE')).header).toBe('CSeq');
+    expect(parseError(withCseq('1 INV/ITE')).header).toBe('CSeq');
+    expect(parseError(withCseq('1 BYE')).detail).toBe('method BYE does not match INVITE');
+    expect(parseReq(withCseq('4294967295 \tINVITE')).cseq).toEqual({ seq: 4294967295, method: 'INVITE' });
+    const withMf = (v: string): string => req([...BASE.filter((l) => !l.startsWith('Max-Forwards')), `Max-Forwards: ${v}`, 'Content-Length: 0']);
+    expect(parseError(withMf('1000')).header).toBe('Max-Forwards');
+    expect(parseError(withMf('7a')).header).toBe('Max-Forwards');
+    expect(parseReq(withMf('070')).header('max-forwards')).toBe('070');
   });
 });
 
