@@ -401,6 +401,17 @@ export function compileRules(set: RuleSet): CompiledRules {
     responses,
     monitor,
     defense: compileDefense(set),
+    ...accountLookups(accounts),
+  };
+}
+
+/**
+ * The lookup closures of CompiledRules, made outside compileRules on purpose: a closure created
+ * there would share compileRules' scope, which holds the RuleSet, and so would keep the parsed
+ * YAML documents (tens of thousands of nodes with big rule files) alive as long as the rules.
+ */
+function accountLookups(accounts: ReadonlyMap<string, CompiledAccount>): Pick<CompiledRules, 'accountIds' | 'account'> {
+  return {
     accountIds: () => [...accounts.keys()],
     account: (id) => accounts.get(id),
   };

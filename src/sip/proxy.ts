@@ -21,6 +21,7 @@ import { parseHostPortSpec, familyOf, defaultPort } from './address';
 import { Router } from './router';
 import { responseTemplate, buildResponse, inviteEcho, buildAck, buildCancel } from './build';
 import { branchFor, isOurBranch, newTag } from './ids';
+import { keptCopy } from './out-buffer';
 import { stampReceived, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
@@ -855,7 +856,7 @@ export class SipProxy extends EventEmitter {
       if (c.state !== 'calling' && c.state !== 'proceeding') return;
       // §17.1.1.3: the proxy's client transaction ACKs a non-2xx final response itself.
       if (c.echo) {
-        c.ack = buildAck(c.echo, res);
+        c.ack = keptCopy(buildAck(c.echo, res));
         this.transport!.send(c.dest, c.ack, { local: c.local }, (err) => {
           if (err) this.sendError(c.dest, err);
         });
@@ -943,7 +944,8 @@ export class SipProxy extends EventEmitter {
 
   /** Sends a final (non-2xx for INVITE) response and starts Timers G/H or J (§17.2.1, §17.2.2). */
   private sendFinal(tx: ServerTransaction, buf: Buffer, status: number): void {
-    tx.last = buf;
+    // Kept for retransmissions until the transaction ends (see out-buffer.ts for why a copy).
+    tx.last = tx.reliable && !tx.isInvite ? buf : keptCopy(buf);
     tx.lastStatus = status;
     tx.timers.clear('admit');
     this.sendToPeer(tx, buf);

@@ -1,5 +1,9 @@
 import { compileRules } from '../../../src/rules/compile';
 import { RulesError, type AccountsFile, type GuardConfig, type HighRiskEntry, type RuleSet } from '../../../src/rules/config-types';
+import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { loadRuleSet } from '../../../src/rules/load';
 
 function ruleSet(over: { guard?: Partial<GuardConfig>; accounts?: AccountsFile; highRisk?: HighRiskEntry[] } = {}): RuleSet {
   return {
@@ -176,5 +180,21 @@ describe('compileRules', () => {
     const r = compileRules(ruleSet({ accounts: { accounts: { a: { users: ['u', 'u'], sources: ['192.0.2.0/24', '192.0.2.0/24'] } } } }));
     expect(r.accountByUser.get('u')?.id).toBe('a');
     expect(r.accountBySource.lookup('192.0.2.1')?.id).toBe('a');
+  });
+});
+
+describe('compiled rules and memory', () => {
+  it('do not keep the rule set, and so its parsed YAML documents, alive', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    let set: RuleSet | null = loadRuleSet(path.join(__dirname, '../../../rules'));
+    const ref = new WeakRef(set);
+    const compiled = compileRules(set);
+    set = null;
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    gc();
+    expect(ref.deref()).toBeUndefined();
+    expect(compiled.accountIds().length).toBeGreaterThan(0);
   });
 });
