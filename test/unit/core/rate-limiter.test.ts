@@ -113,6 +113,30 @@ describe('KeyedRateLimiter and RateWindow', () => {
     expect(rl.admit('idle', 1, 1, T0 + 125_001)).toBe(RATE_OK);
   });
 
+  it('agrees with a naive recount on every attempt of a long random stream (bursts, gaps, fractions of ms)', () => {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const [perSecond, perMinute] of [[5, 60], [20, 600], [1, 3], [Infinity, 10], [3, Infinity]] as const) {
+      const w = new RateWindow();
+      const admits: number[] = [];
+      let t = T0 + 123.4;
+      for (let i = 0; i < 20_000; i++) {
+        const r = rand();
+        t += r < 0.6 ? rand() * 20 : r < 0.95 ? rand() * 900 : rand() * 130_000;
+        const inSecond = admits.filter((a) => a > t - 1000).length;
+        const inMinute = admits.filter((a) => a > t - 60_000).length;
+        const expected = inSecond >= perSecond ? RATE_SECOND : inMinute >= perMinute ? RATE_MINUTE : RATE_OK;
+        const got = checkRate(w, perSecond, perMinute, t);
+        expect(got).toBe(expected);
+        if (got === RATE_OK) {
+          commitAdmit(w, perSecond, perMinute, t);
+          admits.push(t);
+          while (admits.length > 0 && admits[0] <= t - 60_000) admits.shift();
+        }
+      }
+    }
+  });
+
   it('works with a clock that starts at 0', () => {
     const rl = new KeyedRateLimiter();
     expect(rl.admit('a', 1, Infinity, 0)).toBe(RATE_OK);
