@@ -110,6 +110,17 @@ describe('the INVITE middleware chain', () => {
   });
 });
 
+describe('a repeated initial INVITE of a carried call', () => {
+  it('keeps the call\'s concurrent slot instead of taking a second one', () => {
+    const { core, fe, invite } = setup();
+    invite({ user: '095550111', callId: 'again@test' });
+    invite({ user: '095550111', callId: 'again@test' });
+    expect(core.stats().liveCalls).toBe(1);
+    expect(fe.isAdmitted('again@test')).toBe(true);
+    expect(fe.liveCalls('acme')).toHaveLength(1);
+  });
+});
+
 describe('allowed calls, proxy mode', () => {
   it('are proxied to the core with Record-Route, counted on admit, released on the CDR of the BYE', async () => {
     const { srf, fe, rec, invite } = setup();

@@ -115,6 +115,18 @@ describe('GuardPolicy: screens, observers and live calls', () => {
     expect(seen).toEqual(['INVITE 127.0.0.77', 'INVITE 127.0.0.1']);
   });
 
+  it('a repeated initial INVITE of an admitted call keeps its slot instead of taking a second one', () => {
+    const { policy, core } = setup('none');
+    expect(policy.admitInvite(invite('095550111', 'bob', 'twice'), peer('127.0.0.1'))).toBeNull();
+    const slot = policy.live.get('twice')!.slot;
+    expect(policy.admitInvite(invite('095550111', 'bob', 'twice'), peer('127.0.0.1'))).toBeNull();
+    expect(policy.live.get('twice')!.slot).toBe(slot);
+    expect(core.stats().liveCalls).toBe(1);
+    policy.callEnded('twice', 'bye');
+    expect(core.stats().liveCalls).toBe(0);
+    expect(policy.knowsDialog('twice')).toBe(false);
+  });
+
   it('a call whose slot the core timed out (lost BYE) ends as timeout, on sight or by the minute sweep', () => {
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({ write: (_c, _e, done) => done() });
