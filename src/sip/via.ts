@@ -23,6 +23,16 @@ export interface Via {
 /** Magic cookie of RFC 3261 branches (§8.1.1.7); without it the sender is RFC 2543. */
 export const BRANCH_COOKIE = 'z9hG4bK';
 
+/** End of a sent-protocol part starting at i: before the next '/', ';' or whitespace. */
+function protocolTokenEnd(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c === 0x2f /* / */ || isWs(c) || c === 0x3b) break;
+    i++;
+  }
+  return i;
+}
+
 /** Parses one Via value ("SIP/2.0/UDP host:port;branch=..."). Returns an error string on failure. */
 export function parseVia(value: string): Via | string {
   const s = value;
@@ -32,13 +42,8 @@ export function parseVia(value: string): Via | string {
   // Nearly every Via starts "SIP/2.0/": take that without the general scan's part list.
   let transport: string;
   if (s.startsWith('SIP/2.0/')) {
-    i = 8;
-    const start = i;
-    while (i < n) {
-      const c = s.charCodeAt(i);
-      if (c === 0x2f /* / */ || isWs(c) || c === 0x3b) break;
-      i++;
-    }
+    const start = 8;
+    i = protocolTokenEnd(s, start);
     if (i === start) return 'bad sent-protocol';
     transport = s.slice(start, i);
     if (transport !== 'UDP' && transport !== 'TCP') transport = transport.toUpperCase();
@@ -48,11 +53,7 @@ export function parseVia(value: string): Via | string {
     for (let k = 0; k < 3; k++) {
       while (i < n && isWs(s.charCodeAt(i))) i++;
       const start = i;
-      while (i < n) {
-        const c = s.charCodeAt(i);
-        if (c === 0x2f /* / */ || isWs(c) || c === 0x3b) break;
-        i++;
-      }
+      i = protocolTokenEnd(s, start);
       if (i === start) return 'bad sent-protocol';
       parts.push(s.slice(start, i));
       while (i < n && isWs(s.charCodeAt(i))) i++;
