@@ -95,3 +95,63 @@ describe('CidrSet', () => {
     expect(s.size).toBe(2);
   });
 });
+
+describe('CidrTrie, large', () => {
+  it('gives the same longest match as a brute-force scan, for v4 and v6, short and long prefixes', () => {
+    let seed = 11;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const v4 = (): number[] => [rand(4), rand(256), rand(256), rand(256)].map((x, i) => (i === 0 ? 10 + x : x));
+    const cidrs: Array<{ text: string; bits: number; v6: boolean; words: number[] }> = [];
+    const trie = new CidrTrie<string>();
+    for (let i = 0; i < 1500; i++) {
+      const bits = [0, 4, 8, 12, 15, 16, 17, 20, 24, 28, 32][rand(11)];
+      const o = v4();
+      const text = `${o.join('.')}/${bits}`;
+      trie.insert(text, text);
+      cidrs.push({ text, bits, v6: false, words: [((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0] });
+    }
+    for (let i = 0; i < 1500; i++) {
+      const bits = [3, 12, 16, 17, 32, 40, 48, 64, 128][rand(9)];
+      const g = [0x2001, 0x0db8 + rand(4), rand(65536), rand(65536), 0, 0, 0, rand(65536)];
+      const text = `${g.map((x) => x.toString(16)).join(':')}/${bits}`;
+      trie.insert(text, text);
+      cidrs.push({ text, bits, v6: true, words: [0, 2, 4, 6].map((k) => ((g[k] << 16) | g[k + 1]) >>> 0) });
+    }
+    trie.trim();
+    const prefixOf = (w: number[], bits: number): boolean[] => {
+      const out: boolean[] = [];
+      for (let b = 0; b < bits; b++) out.push(((w[b >>> 5] >>> (31 - (b & 31))) & 1) === 1);
+      return out;
+    };
+    const covers = (c: (typeof cidrs)[number], w: number[]): boolean => prefixOf(c.words, c.bits).every((bit, i) => bit === prefixOf(w, c.bits)[i]);
+    // Equal lengths covering one address are the same network: the later insert replaced the earlier.
+    const naive = (v6: boolean, w: number[]): string | undefined => {
+      let best: (typeof cidrs)[number] | undefined;
+      for (const c of cidrs) if (c.v6 === v6 && covers(c, w) && (best === undefined || c.bits >= best.bits)) best = c;
+      return best?.text;
+    };
+    let matched = 0;
+    for (let i = 0; i < 400; i++) {
+      const base = cidrs[rand(cidrs.length)];
+      if (!base.v6) {
+        const addr = (base.words[0] ^ (rand(2) === 0 ? 0 : rand(1 << 12))) >>> 0;
+        const text = `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`;
+        const want = naive(false, [addr]);
+        expect(trie.lookup(text)).toBe(want);
+        if (want !== undefined) matched++;
+      } else {
+        const w = base.words.map((x, k) => (k === 3 ? (x ^ rand(1 << 16)) >>> 0 : x));
+        const groups: string[] = [];
+        for (const x of w) groups.push((x >>> 16).toString(16), (x & 0xffff).toString(16));
+        const text = groups.join(':');
+        const want = naive(true, w);
+        expect(trie.lookup(text)).toBe(want);
+        if (want !== undefined) matched++;
+      }
+    }
+    expect(matched).toBeGreaterThan(300);
+  });
+});
