@@ -1,5 +1,5 @@
+import { logSink } from '../log-sink';
 import * as path from 'path';
-import { Writable } from 'stream';
 import * as fs from 'fs';
 import { createLogger } from '../../../src/log';
 import { compileRules } from '../../../src/rules/compile';
@@ -22,16 +22,10 @@ function rulesWith(defenseYaml: string, extra: Record<string, string> = {}, guar
 }
 
 function setup(defenseYaml: string, extra: Record<string, string> = {}, guardReplace?: [string, string]) {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _e, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
+  const { lines, logger } = logSink('info');
   let now = 1_000_000;
   const store = new MemoryBanStore();
-  const d = new SourceDefense(rulesWith(defenseYaml, extra, guardReplace), store, createLogger('info', sink), () => now);
+  const d = new SourceDefense(rulesWith(defenseYaml, extra, guardReplace), store, logger, () => now);
   return { d, store, lines, advance: (ms: number) => (now += ms), now: () => now };
 }
 

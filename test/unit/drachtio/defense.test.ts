@@ -1,3 +1,4 @@
+import { logSink } from '../log-sink';
 /**
  * The attack-source defense behind the drachtio front end: the real SourceDefense (startDefense)
  * plugged into DrachtioFrontEnd, driven through the drachtio-srf fakes. "Dropped" here means what
@@ -7,10 +8,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'node:stream';
 import { GuardCore } from '../../../src/core/guard-core';
 import { startDefense, type DefenseHandle } from '../../../src/defense/start';
-import { createLogger } from '../../../src/log';
 import { RuleStore } from '../../../src/rules/rule-store';
 import type { UpstreamAnswerEvent } from '../../../src/sip/call-events';
 import { DrachtioFrontEnd } from '../../../src/sip/drachtio/front-end';
@@ -48,14 +47,7 @@ function setup() {
   fs.copyFileSync(path.join(SHIPPED, 'scanner-fingerprints.yaml'), path.join(dir, 'scanner-fingerprints.yaml'));
   fs.writeFileSync(path.join(dir, 'defense.yaml'), DEFENSE);
   fs.writeFileSync(path.join(dir, 'blocklist.txt'), '127.0.0.66   # a listed source\n');
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  const logger = createLogger('debug', sink);
+  const { lines, logger } = logSink();
   const store = RuleStore.open(dir, logger);
   handles.push({ stop: () => store.close() });
   const core = new GuardCore(store.current);

@@ -1,3 +1,4 @@
+import { logSink } from '../log-sink';
 import { Writable } from 'node:stream';
 import { GuardCore } from '../../../src/core/guard-core';
 import { createLogger } from '../../../src/log';
@@ -65,14 +66,7 @@ interface Recorded {
 function setup(guard = GUARD, accounts = ACCOUNTS) {
   const rules = rulesFor(guard, accounts);
   const core = new GuardCore(rules);
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  const logger = createLogger('debug', sink);
+  const { lines, logger } = logSink();
   const srf = new FakeSrf();
   const fe = new DrachtioFrontEnd({ srf, core, logger, connection: { style: 'inbound', host: '127.0.0.1', port: 9022, secret: 'cymru' }, upstream: rules.guard.sip.upstream });
   const rec: Recorded = { decided: [], answered: [], ended: [], upstream: [] };

@@ -1,11 +1,10 @@
+import { logSink } from '../log-sink';
 /**
  * A real drachtio-srf Srf (its wire protocol, agent, middleware runner, request and response
  * classes) against a fake drachtio-server socket: reconnect behaviour, and INVITEs answered or
  * proxied end to end through drachtio-srf's own code.
  */
-import { Writable } from 'node:stream';
 import { GuardCore } from '../../../src/core/guard-core';
-import { createLogger } from '../../../src/log';
 import { compileRules } from '../../../src/rules/compile';
 import { loadRuleSet } from '../../../src/rules/load';
 import { DrachtioConnection } from '../../../src/sip/drachtio/connection';
@@ -16,16 +15,6 @@ import { FakeDrachtioServer, freePort } from './fake-drachtio-server';
 
 jest.setTimeout(15_000);
 
-function logSink() {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  return { lines, logger: createLogger('debug', sink) };
-}
 
 async function until(pred: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,3 +1,4 @@
+import { logSink } from '../log-sink';
 import { forwardingFor } from '../../../src/core/forwarding';
 import type { Verdict } from '../../../src/core/types';
 import { compileRules } from '../../../src/rules/compile';
@@ -5,24 +6,13 @@ import { loadRuleSet } from '../../../src/rules/load';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { startDefense } from '../../../src/defense/start';
-import { createLogger, silentLogger } from '../../../src/log';
+import { silentLogger } from '../../../src/log';
 import { RuleStore } from '../../../src/rules/rule-store';
 import { connectionSpec, serveDrachtio } from '../../../src/serve-drachtio';
 import { makeRulesDir, removeDir, SHIPPED } from '../rules/helpers';
 import { FakeRequest, FakeResponse, FakeSrf } from './fakes';
 
-function logSink() {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  return { lines, logger: createLogger('debug', sink) };
-}
 
 describe('connectionSpec: flags over guard.yaml', () => {
   const inbound = { host: '10.0.0.5', port: 9022, secret: 'y', mode: 'proxy' as const };

@@ -1,9 +1,8 @@
+import { logSink } from '../log-sink';
 import { performance } from 'node:perf_hooks';
 import { monotonicNow } from '../../../src/clock';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { GuardCore } from '../../../src/core/guard-core';
-import { createLogger } from '../../../src/log';
 import { compileRules } from '../../../src/rules/compile';
 import { loadRuleSet } from '../../../src/rules/load';
 import { GuardPolicy, rejectionOf } from '../../../src/sip/guard-policy';
@@ -29,15 +28,9 @@ function invite(user: string, from: string, callId = 'c-' + Math.random()): SipR
 }
 
 function setup(mode: 'all' | 'rejects' | 'none' = 'all') {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      done();
-    },
-  });
+  const { lines, logger } = logSink('info');
   const core = new GuardCore(rules);
-  return { core, lines, policy: new GuardPolicy(core, createLogger('info', sink), mode) };
+  return { core, lines, policy: new GuardPolicy(core, logger, mode) };
 }
 
 const peer = (address: string): Peer => ({ transport: 'udp', address, port: 5061 });
@@ -128,10 +121,9 @@ describe('GuardPolicy: screens, observers and live calls', () => {
   });
 
   it('a call whose slot the core timed out (lost BYE) ends as timeout, on sight or by the minute sweep', () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({ write: (_c, _e, done) => done() });
+    const { lines, logger } = logSink('info');
     const core = new GuardCore(rules, { maxCallSeconds: 1 });
-    const policy = new GuardPolicy(core, createLogger('info', sink), 'none');
+    const policy = new GuardPolicy(core, logger, 'none');
     const ended: string[] = [];
     policy.addObserver({ ended: (id, why) => ended.push(`${id} ${why}`) });
     expect(policy.admitInvite(invite('095550111', 'bob', 'lost-bye'), peer('127.0.0.1'))).toBeNull();
