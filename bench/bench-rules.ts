@@ -5,21 +5,28 @@ const IP = '127.0.0.1';
 const UAS_PORT = 17080;
 const GUARD_PORT = 17060;
 
-/** The proxy benchmarks' rules: one account (sipp) and `prefixes` high-risk ranges no call hits. */
-export function writeBenchRules(dir: string, prefixes: number, decisions = process.env.BENCH_DECISION_LOG ?? 'all'): void {
+/** A bench guard.yaml: the guard on udp:127.0.0.1:guardPort in front of a UAS on uasPort, NZ, unknown callers refused. */
+export function writeGuardYaml(dir: string, ports: { guard: number; uas: number }, allowedSources: string, more: string[]): void {
   fs.writeFileSync(
     path.join(dir, 'guard.yaml'),
     [
       'sip:',
-      `  listen: [udp:${IP}:${GUARD_PORT}]`,
-      `  upstream: ${IP}:${UAS_PORT}`,
+      `  listen: [udp:${IP}:${ports.guard}]`,
+      `  upstream: ${IP}:${ports.uas}`,
       'home_country: NZ',
-      'allowed_sources: [127.0.0.0/8, 27.111.12.0/24, 10.0.0.0/8, "2001:db8::/32"]',
+      `allowed_sources: ${allowedSources}`,
       'unknown_caller: reject',
-      'log:',
-      `  decisions: ${decisions}`,
+      ...more,
     ].join('\n') + '\n',
   );
+}
+
+/** The proxy benchmarks' rules: one account (sipp) and `prefixes` high-risk ranges no call hits. */
+export function writeBenchRules(dir: string, prefixes: number, decisions = process.env.BENCH_DECISION_LOG ?? 'all'): void {
+  writeGuardYaml(dir, { guard: GUARD_PORT, uas: UAS_PORT }, '[127.0.0.0/8, 27.111.12.0/24, 10.0.0.0/8, "2001:db8::/32"]', [
+    'log:',
+    `  decisions: ${decisions}`,
+  ]);
   fs.writeFileSync(
     path.join(dir, 'accounts.yaml'),
     [

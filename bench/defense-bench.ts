@@ -7,6 +7,7 @@ import { runBuiltinUac, startBuiltinUas } from './sipp-run';
 import { SqliteBanStore } from '../src/store/ban-store';
 import { openDatabase } from '../src/store/sqlite';
 import { ROOT } from './root';
+import { writeGuardYaml } from './bench-rules';
 
 /**
  * The defense under a flood from banned sources, with the built guard in its own process:
@@ -34,19 +35,8 @@ const CALL_RATE = Number(process.env.BENCH_DEFENSE_CPS ?? 200);
 const PACED_FLOOD_PPS = Number(process.env.BENCH_DEFENSE_FLOOD_PPS ?? 20_000);
 
 function writeRules(dir: string, db: string): void {
-  fs.writeFileSync(
-    path.join(dir, 'guard.yaml'),
-    [
-      'sip:',
-      `  listen: [udp:${IP}:${GUARD_PORT}]`,
-      `  upstream: ${IP}:${UAS_PORT}`,
-      'home_country: NZ',
-      'allowed_sources: [127.0.0.0/25]', // the flood addresses (127.0.0.200+) are outside
-      'unknown_caller: reject',
-      'log: { decisions: rejects }',
-      `store: { path: ${db} }`,
-    ].join('\n') + '\n',
-  );
+  // The flood addresses (127.0.0.200+) are outside allowed_sources.
+  writeGuardYaml(dir, { guard: GUARD_PORT, uas: UAS_PORT }, '[127.0.0.0/25]', ['log: { decisions: rejects }', `store: { path: ${db} }`]);
   fs.writeFileSync(
     path.join(dir, 'accounts.yaml'),
     'defaults:\n  international: true\naccounts:\n  sipp:\n    users: [sipp]\n    allowed_sources: [127.0.0.0/25]\n',
