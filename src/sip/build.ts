@@ -20,32 +20,8 @@ export interface ResponseTemplate {
 }
 
 export function responseTemplate(req: SipRequest): ResponseTemplate {
-  // One pass over the fields instead of four fieldLines() arrays and a join (one template per
-  // server transaction, two a call). Order: all Via lines, then From, Call-ID, CSeq.
-  let via = '';
-  let from = '';
-  let callId = '';
-  let cseq = '';
-  let to: string | undefined;
-  const fields = req.fields;
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
-    const key = f.key;
-    if (key === 'via') via = addLine(via, f);
-    else if (key === 'from') from = addLine(from, f);
-    else if (key === 'call-id') callId = addLine(callId, f);
-    else if (key === 'cseq') cseq = addLine(cseq, f);
-    else if (key === 'to' && to === undefined) to = f.value;
-  }
-  let head = via;
-  for (const part of [from, callId, cseq]) if (part) head = head ? head + '\r\n' + part : part;
-  return { head, to: to ?? '', toHasTag: req.toTag !== undefined };
-}
-
-/** `lines` + CRLF + the field as it would be written (HeaderField.raw when untouched). */
-function addLine(lines: string, f: { name: string; value: string; raw?: string }): string {
-  const line = f.raw ?? `${f.name}: ${f.value}`;
-  return lines ? lines + '\r\n' + line : line;
+  const parts = req.responseParts();
+  return { head: parts.lines, to: parts.to, toHasTag: req.toTag !== undefined };
 }
 
 export interface ResponseExtras {

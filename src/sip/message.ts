@@ -1,14 +1,18 @@
 /**
  * SIP message parsing and serialisation (RFC 3261 §7, §20).
  *
- * Design: the head is decoded as latin1 so that one char is one byte; every header field keeps
- * its original text (folding included) and is written back unchanged unless the proxy edits it,
- * so unknown headers and bodies pass byte-for-byte. Only the start line, the top Via and CSeq
- * are parsed eagerly (they are needed for validation and transaction matching); everything else
- * (tags, URIs, lists) is parsed on demand. Accessors return UTF-8 text; mutators take text.
+ * Design: the head is decoded once as latin1, so one char is one byte, and the parser records
+ * where each header field lies in it (a row of offsets in one Int32Array) instead of cutting
+ * names and values out as strings: a proxy reads a handful of the dozen or so fields of a message
+ * and forwards the rest untouched, so strings are made only for the fields that are read, when
+ * they are read. Unknown headers and bodies pass byte-for-byte; an edit (the proxy's Via,
+ * Max-Forwards, Route, Record-Route) marks one row as replaced, deleted or inserted, and
+ * toBuffer() copies every untouched run of lines straight from the received bytes. Only the start
+ * line, the top Via and CSeq are parsed eagerly (needed for validation and transaction matching);
+ * tags, URIs and lists are parsed on demand. Accessors return UTF-8 text; mutators take text.
  */
 import { Via, parseVia } from './via';
-import { splitCommaSpans, firstSpan, bytesToText, textToBytes, isWs } from './syntax';
+import { splitCommaSpans, firstSpan, bytesToText, textToBytes, isWs, latin1Write, latin1Slice } from './syntax';
 import { tryParseNameAddr } from './uri';
 import { outBuffer } from './out-buffer';
 
@@ -54,11 +58,49 @@ export function headerKey(name: string): string {
 }
 
 /**
- * Header names as SIP stacks usually spell them, with their keys: one Map lookup instead of the
- * token check and the lower-cased copy of headerKey() for each field (~12 a message on the
- * proxy's hot path). Names spelled otherwise take the general path.
+ * Header keys the parser recognises get a small number (the row's key id), so finding a header
+ * is an integer compare per row. Any other name is OTHER and compared by its lower-cased name,
+ * which is computed only when such a header is asked for (names come from the network: they
+ * never enter a table here).
  */
-const COMMON_KEYS = new Map<string, string>();
+const OTHER = 0;
+const KEY_NAMES = [
+  '',
+  'via', 'from', 'to', 'call-id', 'cseq', 'contact', 'max-forwards', 'content-type', 'content-length', 'record-route',
+  'route', 'subject', 'user-agent', 'server', 'allow', 'supported', 'require', 'expires', 'accept', 'date', 'reason',
+  'authorization', 'proxy-authorization', 'p-asserted-identity', 'p-preferred-identity', 'session-expires', 'min-se',
+  'allow-events', 'content-disposition', 'content-encoding', 'privacy', 'diversion', 'remote-party-id', 'event',
+  'refer-to', 'referred-by', 'accept-contact', 'reject-contact', 'request-disposition', 'identity', 'identity-info',
+  'proxy-require', 'unsupported', 'accept-encoding', 'accept-language', 'path', 'service-route', 'in-reply-to',
+  'warning', 'call-info', 'alert-info', 'error-info', 'history-info', 'www-authenticate', 'proxy-authenticate',
+  'retry-after', 'rseq', 'rack', 'x-reason',
+];
+const KEY_IDS = new Map<string, number>(KEY_NAMES.map((k, i) => [k, i]));
+const K_VIA = 1;
+const K_FROM = 2;
+const K_TO = 3;
+const K_CALL_ID = 4;
+const K_CSEQ = 5;
+const K_MAX_FORWARDS = 7;
+const K_CONTENT_LENGTH = 9;
+
+/** Key id of a header name as an API caller writes it ('Max-Forwards', 'max-forwards', 'i'). */
+const QUERY_IDS = new Map<string, number>();
+function keyIdOf(name: string): number {
+  const known = QUERY_IDS.get(name);
+  if (known !== undefined) return known;
+  const id = KEY_IDS.get(headerKey(name)) ?? OTHER;
+  // Callers ask with a few constant spellings; only those of known keys are remembered.
+  if (id !== OTHER && QUERY_IDS.size < 1024) QUERY_IDS.set(name, id);
+  return id;
+}
+
+/**
+ * Header names as SIP stacks usually spell them, with their key ids: one Map lookup instead of
+ * the token check and the lower-cased copy of headerKey() for each field. Names spelled
+ * otherwise take the general path.
+ */
+const COMMON_IDS = new Map<string, number>();
 for (const name of [
   'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Contact', 'Max-Forwards', 'Content-Type', 'Content-Length', 'Record-Route',
   'Route', 'Subject', 'User-Agent', 'Server', 'Allow', 'Supported', 'Require', 'Expires', 'Accept', 'Date', 'Reason',
@@ -66,16 +108,15 @@ for (const name of [
   'Content-Disposition', 'Privacy', 'Diversion', 'Remote-Party-ID', 'Call-Id', 'Cseq', 'Record-route', 'Max-forwards',
   'Content-type', 'Content-length', 'User-agent', 'v', 'f', 't', 'i', 'm', 'l', 'c', 'k', 's',
 ]) {
-  COMMON_KEYS.set(name, headerKey(name));
+  COMMON_IDS.set(name, KEY_IDS.get(headerKey(name)) ?? OTHER);
 }
 
 /**
  * The usual spelling of the most frequent names, by length and first and last character: the
- * parser recognises these by comparing characters in place, without cutting the name out and
- * hashing it for COMMON_KEYS (that lookup was ~40 % of the parse). One name a slot; the others
- * fall back to COMMON_KEYS.
+ * parser recognises these by comparing bytes in place, without cutting the name out and hashing
+ * it for COMMON_IDS. One name a slot; the others fall back to COMMON_IDS.
  */
-const COMMON_BY_SHAPE: Array<{ name: string; key: string; bytes: Uint8Array } | undefined> = new Array(256);
+const COMMON_BY_SHAPE: Array<{ id: number; bytes: Uint8Array } | undefined> = new Array(256);
 function commonSlot(len: number, first: number, last: number): number {
   return (len * 7 + first * 3 + last) & 255;
 }
@@ -84,19 +125,16 @@ for (const name of [
   'Route', 'Subject', 'User-Agent', 'Allow', 'Supported',
 ]) {
   const slot = commonSlot(name.length, name.charCodeAt(0), name.charCodeAt(name.length - 1));
-  COMMON_BY_SHAPE[slot] ??= { name, key: headerKey(name), bytes: Buffer.from(name, 'latin1') };
+  COMMON_BY_SHAPE[slot] ??= { id: KEY_IDS.get(headerKey(name))!, bytes: Buffer.from(name, 'latin1') };
 }
 
-/**
- * Whether buf holds `bytes` at `at`. Compared on the received bytes: reading a Uint8Array is about
- * twice as fast as charCodeAt() on the head string, and the builtin startsWith(s, at) is not
- * inlined at all.
- */
+/** Whether buf holds `bytes` at `at` (a Uint8Array read is about twice as fast as charCodeAt()). */
 function sameBytes(buf: Buffer, at: number, bytes: Uint8Array): boolean {
   for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
   return true;
 }
 
+/** A header field as the `fields` snapshot shows it (tests and diagnostics). */
 export interface HeaderField {
   /** Name as written (byte string). */
   name: string;
@@ -104,14 +142,8 @@ export interface HeaderField {
   key: string;
   /** Value, unfolded and trimmed (byte string). */
   value: string;
-  /** Original field text when untouched (byte string, may contain folding CRLFs). */
+  /** Original field text when untouched (byte string, CRLF between folded lines). */
   raw?: string;
-  /**
-   * Byte offset of `raw` in the received message, set by the parser for single-line fields; lets
-   * toBuffer() copy untouched fields straight from the received bytes. Only read while `raw` is
-   * set, and every edit clears `raw`.
-   */
-  at?: number;
 }
 
 export interface CSeq {
@@ -119,70 +151,286 @@ export interface CSeq {
   method: string;
 }
 
+// One row of the field table per header field (W numbers in `rows`): offsets into the head (= into raw), the key id
+// and flags. Inserted rows have no offsets; their name and value live in `names` / `vals`.
+const W = 7;
+const LS = 0; // line start
+const NE = 1; // name end (before any whitespace and the colon)
+const VS = 2; // value start (trimmed)
+const VE = 3; // value end (trimmed; for folded fields, of the first line)
+const LE = 4; // line end, before its CR LF (for folded fields, of the last continuation line)
+const KEY = 5;
+const FL = 6;
+/** The field continues on further lines (§7.3.1): its value is unfolded on demand. */
+const FOLDED = 1;
+/** The value was replaced: the new text is in `vals`, the line is written as "name: value". */
+const EDITED = 2;
+const DELETED = 4;
+/** Added by an edit: name and value in `names` / `vals`. */
+const INSERTED = 8;
+
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
+
+/**
+ * Rows are written here while parsing, then copied out at their exact size (one allocation). A
+ * plain array of small integers: a typed array's creation (an ArrayBuffer each) cost a quarter
+ * of the parse.
+ */
+const rowScratch: number[] = new Array<number>(64 * W).fill(0);
+
+/** Where toBuffer() assembles an edited message before copying it out at its exact size. */
+let outScratch = Buffer.allocUnsafeSlow(128 * 1024);
 
 abstract class SipMessageBase {
   /** The bytes as received. Never modified; serialise with toBuffer() to get edits. */
   readonly raw: Buffer;
   /** Body bytes (a view into raw). */
   body: Buffer;
-  /** @internal header fields in order */
-  fields: HeaderField[];
+  /** @internal the head decoded as latin1, from byte 0 of raw: offsets into it are offsets into raw */
+  readonly head: string;
+  /** @internal the field table (W ints a row) */
+  private rows: number[];
+  /** @internal rows in use */
+  private count: number;
+  /** @internal row order after inserts (null: rows in table order) */
+  private order: number[] | null = null;
+  /** @internal replaced or inserted values, unfolded values, by row (allocated on first need) */
+  private vals: Array<string | undefined> | null = null;
+  /** @internal names of inserted rows */
+  private names: Array<string | undefined> | null = null;
   /** @internal eagerly parsed CSeq (undefined only in partial messages) */
   _cseq?: CSeq;
   /** @internal eagerly parsed top Via (undefined only in partial messages) */
   _topVia?: Via;
   private _toTag?: string | null;
   private _fromTag?: string | null;
+  private _callId?: string;
   protected startLineChanged = false;
   private changed = false;
+  /** Via edited since _topVia was parsed; re-parse on the next read (edits are frequent, reads rare). */
+  private viaDirty = false;
+  /** @internal length of the received head including the blank line */
+  headLength = 0;
 
-  constructor(raw: Buffer, fields: HeaderField[], body: Buffer) {
+  constructor(raw: Buffer, head: string, rows: number[], count: number, body: Buffer) {
     this.raw = raw;
-    this.fields = fields;
+    this.head = head;
+    this.rows = rows;
+    this.count = count;
     this.body = body;
   }
 
   abstract readonly isRequest: boolean;
   protected abstract startLine(): string;
 
+  // ---- the field table ----
+
+  /** Number of rows in document order (deleted ones included). */
+  private get size(): number {
+    return this.order === null ? this.count : this.order.length;
+  }
+
+  /** Row index of the k-th field in document order. */
+  private rowAt(k: number): number {
+    return this.order === null ? k : this.order[k];
+  }
+
+  private flags(r: number): number {
+    return this.rows[r * W + FL];
+  }
+
+  /** Whether row r holds header `id` (for OTHER, the lower-cased `key`). */
+  private isKey(r: number, id: number, key: string): boolean {
+    const t = this.rows;
+    if (t[r * W + FL] & DELETED) return false;
+    const rid = t[r * W + KEY];
+    if (rid !== id) return false;
+    return id !== OTHER || this.keyOfRow(r) === key;
+  }
+
+  /** Canonical key of a row. */
+  private keyOfRow(r: number): string {
+    const id = this.rows[r * W + KEY];
+    if (id !== OTHER) return KEY_NAMES[id];
+    return headerKey(this.nameOfRow(r));
+  }
+
+  /** The name as written (byte string). */
+  private nameOfRow(r: number): string {
+    const o = r * W;
+    if (this.rows[o + FL] & INSERTED) return this.names![r]!;
+    return this.head.slice(this.rows[o + LS], this.rows[o + NE]);
+  }
+
+  /** @internal The value of row r, unfolded and trimmed (byte string). */
+  _value(r: number): string {
+    const t = this.rows;
+    const o = r * W;
+    const fl = t[o + FL];
+    if (fl & (EDITED | INSERTED | FOLDED)) {
+      const v = this.vals?.[r];
+      if (v !== undefined) return v;
+      // Folded (§7.3.1): continuation lines join the value with one space each.
+      let value = this.head.slice(t[o + VS], t[o + VE]);
+      for (const line of this.head.slice(t[o + VE], t[o + LE]).split('\n').slice(1)) {
+        value = (value + ' ' + line.trim()).trim();
+      }
+      (this.vals ??= [])[r] = value;
+      return value;
+    }
+    return this.head.slice(t[o + VS], t[o + VE]);
+  }
+
+  /** The field as it would be written, without its line end (byte string). */
+  private lineOfRow(r: number): string {
+    const t = this.rows;
+    const o = r * W;
+    const fl = t[o + FL];
+    if (fl & (EDITED | INSERTED)) return `${this.nameOfRow(r)}: ${this.vals![r]}`;
+    const line = this.head.slice(t[o + LS], t[o + LE]);
+    // A folded field keeps its line breaks, written as CRLF.
+    if (fl & FOLDED) return line.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).join('\r\n');
+    return line;
+  }
+
+  /** First row (document order) of a header, or -1. */
+  private firstRow(id: number, key: string): number {
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (this.isKey(r, id, key)) return r;
+    }
+    return -1;
+  }
+
+  private setValue(r: number, value: string): void {
+    this.rows[r * W + FL] = (this.rows[r * W + FL] & ~FOLDED) | EDITED;
+    (this.vals ??= [])[r] = value;
+  }
+
+  private deleteRow(r: number): void {
+    this.rows[r * W + FL] |= DELETED;
+  }
+
+  /** Adds a row for a new field and places it at position k of the document order. */
+  private insertRow(k: number, name: string, id: number, value: string): void {
+    const r = this.count++;
+    const o = r * W;
+    for (let i = 0; i < W; i++) this.rows[o + i] = 0;
+    this.rows[o + KEY] = id;
+    this.rows[o + FL] = INSERTED;
+    (this.names ??= [])[r] = name;
+    (this.vals ??= [])[r] = value;
+    if (this.order === null) {
+      this.order = new Array<number>(r);
+      for (let i = 0; i < r; i++) this.order[i] = i;
+    }
+    this.order.splice(k, 0, r);
+  }
+
+  // ---- reading ----
+
   /** First value of a header (name case-insensitive, compact forms understood), UTF-8 text. */
   header(name: string): string | undefined {
-    const key = headerKey(name);
-    for (const f of this.fields) if (f.key === key) return bytesToText(f.value);
-    return undefined;
+    const id = keyIdOf(name);
+    const r = this.firstRow(id, id === OTHER ? headerKey(name) : '');
+    return r < 0 ? undefined : bytesToText(this._value(r));
   }
 
   /** All values; list headers (Via, Route, Contact, ...) are split at their commas. */
   headers(name: string): string[] {
     const key = headerKey(name);
+    const id = KEY_IDS.get(key) ?? OTHER;
     const out: string[] = [];
     const isList = LIST_HEADERS.has(key);
-    for (const f of this.fields) {
-      if (f.key !== key) continue;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      const v = this._value(r);
       if (isList) {
-        for (const sp of splitCommaSpans(f.value)) out.push(bytesToText(f.value.slice(sp.start, sp.end)));
-      } else out.push(bytesToText(f.value));
+        for (const sp of splitCommaSpans(v)) out.push(bytesToText(v.slice(sp.start, sp.end)));
+      } else out.push(bytesToText(v));
     }
     return out;
   }
 
   has(name: string): boolean {
-    const key = headerKey(name);
-    return this.fields.some((f) => f.key === key);
+    const id = keyIdOf(name);
+    return this.firstRow(id, id === OTHER ? headerKey(name) : '') >= 0;
   }
 
   /** First element of a list header (e.g. the topmost Route), without splitting the rest. */
   firstValue(name: string): string | undefined {
-    const key = headerKey(name);
-    for (const f of this.fields) {
-      if (f.key !== key) continue;
-      const first = firstSpan(f.value);
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      const v = this._value(r);
+      const first = firstSpan(v);
       if (first === undefined) continue;
-      return bytesToText(f.value.slice(first.start, first.end));
+      return bytesToText(v.slice(first.start, first.end));
     }
     return undefined;
+  }
+
+  /** The field lines of a header as they would be written (byte strings), e.g. to copy them into a generated message. */
+  fieldLines(name: string): string[] {
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
+    const out: string[] = [];
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (this.isKey(r, id, key)) out.push(this.lineOfRow(r));
+    }
+    return out;
+  }
+
+  /**
+   * @internal The field lines of Via, From, Call-ID and CSeq in that order (all Vias first), and
+   * the first To value: what a response copies from its request (§8.2.6.2), in one pass.
+   */
+  responseParts(): { lines: string; to: string } {
+    let via = '';
+    let from = '';
+    let callId = '';
+    let cseq = '';
+    let to: string | undefined;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (this.flags(r) & DELETED) continue;
+      const id = this.rows[r * W + KEY];
+      if (id === K_VIA) via = joinLine(via, this.lineOfRow(r));
+      else if (id === K_FROM) from = joinLine(from, this.lineOfRow(r));
+      else if (id === K_CALL_ID) callId = joinLine(callId, this.lineOfRow(r));
+      else if (id === K_CSEQ) cseq = joinLine(cseq, this.lineOfRow(r));
+      else if (id === K_TO && to === undefined) to = this._value(r);
+    }
+    let lines = via;
+    if (from) lines = joinLine(lines, from);
+    if (callId) lines = joinLine(lines, callId);
+    if (cseq) lines = joinLine(lines, cseq);
+    return { lines, to: to ?? '' };
+  }
+
+  /** Snapshot of the fields in order (tests, diagnostics). */
+  get fields(): HeaderField[] {
+    const out: HeaderField[] = [];
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      const fl = this.flags(r);
+      if (fl & DELETED) continue;
+      const f: HeaderField = { name: this.nameOfRow(r), key: this.keyOfRow(r), value: this._value(r) };
+      if (!(fl & (EDITED | INSERTED))) f.raw = this.lineOfRow(r);
+      out.push(f);
+    }
+    return out;
   }
 
   get callId(): string {
@@ -190,8 +438,6 @@ abstract class SipMessageBase {
     if (this._callId === undefined) this._callId = this.header('call-id') ?? '';
     return this._callId;
   }
-
-  private _callId?: string;
 
   get cseq(): CSeq {
     return this._cseq ?? { seq: 0, method: '' };
@@ -209,13 +455,14 @@ abstract class SipMessageBase {
     if (this.viaDirty) {
       this.viaDirty = false;
       this._topVia = undefined;
-      this.reparseTopVia();
+      const first = this.firstValue('via');
+      if (first !== undefined) {
+        const v = parseVia(textToBytes(first));
+        if (typeof v !== 'string') this._topVia = v;
+      }
     }
     return this._topVia;
   }
-
-  /** Via edited since _topVia was parsed; re-parse on the next read (edits are frequent, reads rare). */
-  private viaDirty = false;
 
   get toTag(): string | undefined {
     if (this._toTag === undefined) this._toTag = tagOf(this.header('to'));
@@ -225,14 +472,6 @@ abstract class SipMessageBase {
   get fromTag(): string | undefined {
     if (this._fromTag === undefined) this._fromTag = tagOf(this.header('from'));
     return this._fromTag ?? undefined;
-  }
-
-  /** The field lines of a header as they would be written (byte strings), e.g. to copy them into a generated message. */
-  fieldLines(name: string): string[] {
-    const key = headerKey(name);
-    const out: string[] = [];
-    for (const f of this.fields) if (f.key === key) out.push(f.raw ?? `${f.name}: ${f.value}`);
-    return out;
   }
 
   /** True once any edit was made (toBuffer() then re-serialises the head). */
@@ -245,46 +484,54 @@ abstract class SipMessageBase {
   /** Replaces every field of this header by one (at the first one's position), or appends it. */
   setHeader(name: string, value: string): void {
     const key = headerKey(name);
+    const id = KEY_IDS.get(key) ?? OTHER;
     const v = textToBytes(value);
-    // In place (Max-Forwards is set on every forwarded request): no filtered copy of the list.
-    const fields = this.fields;
     let done = false;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i];
-      if (f.key !== key) continue;
-      if (done) {
-        fields.splice(i, 1);
-        i--;
-        continue;
-      }
-      f.value = v;
-      f.raw = undefined;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      if (done) this.deleteRow(r);
+      else this.setValue(r, v);
       done = true;
     }
-    if (!done) fields.push({ name, key, value: v });
-    this.touched(key);
+    if (!done) this.insertRow(this.size, name, id, v);
+    this.touched(id);
   }
 
   removeHeader(name: string): void {
     const key = headerKey(name);
-    this.fields = this.fields.filter((f) => f.key !== key);
-    this.touched(key);
+    const id = KEY_IDS.get(key) ?? OTHER;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (this.isKey(r, id, key)) this.deleteRow(r);
+    }
+    this.touched(id);
   }
 
   /** Inserts a field above the first field of the same header, or at the top of the head. */
   prependHeader(name: string, value: string): void {
     const key = headerKey(name);
-    const field: HeaderField = { name, key, value: textToBytes(value) };
-    const idx = this.fields.findIndex((f) => f.key === key);
-    this.fields.splice(idx < 0 ? 0 : idx, 0, field);
-    this.touched(key);
+    const id = KEY_IDS.get(key) ?? OTHER;
+    let at = 0;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      if (this.isKey(this.rowAt(k), id, key)) {
+        at = k;
+        break;
+      }
+    }
+    this.insertRow(at, name, id, textToBytes(value));
+    this.touched(id);
   }
 
   /** Appends a field at the end of the head. */
   appendHeader(name: string, value: string): void {
     const key = headerKey(name);
-    this.fields.push({ name, key, value: textToBytes(value) });
-    this.touched(key);
+    const id = KEY_IDS.get(key) ?? OTHER;
+    this.insertRow(this.size, name, id, textToBytes(value));
+    this.touched(id);
   }
 
   /**
@@ -294,33 +541,29 @@ abstract class SipMessageBase {
    */
   removeFirstValue(name: string): string | undefined {
     const key = headerKey(name);
-    for (let i = 0; i < this.fields.length; i++) {
-      const f = this.fields[i];
-      if (f.key !== key) continue;
-      if (f.value.indexOf(',') < 0) {
+    const id = KEY_IDS.get(key) ?? OTHER;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      const v = this._value(r);
+      if (v.indexOf(',') < 0) {
         // One element (the usual case): the field goes, no span list needed.
-        const first = firstSpan(f.value);
-        this.fields.splice(i, 1);
-        if (first === undefined) {
-          i--;
-          continue;
-        }
-        this.touched(key);
-        return bytesToText(f.value.slice(first.start, first.end));
+        const first = firstSpan(v);
+        this.deleteRow(r);
+        if (first === undefined) continue;
+        this.touched(id);
+        return bytesToText(v.slice(first.start, first.end));
       }
-      const spans = splitCommaSpans(f.value);
+      const spans = splitCommaSpans(v);
       if (spans.length === 0) {
-        this.fields.splice(i, 1);
-        i--;
+        this.deleteRow(r);
         continue;
       }
-      const removed = f.value.slice(spans[0].start, spans[0].end);
-      if (spans.length === 1) this.fields.splice(i, 1);
-      else {
-        f.value = f.value.slice(spans[1].start);
-        f.raw = undefined;
-      }
-      this.touched(key);
+      const removed = v.slice(spans[0].start, spans[0].end);
+      if (spans.length === 1) this.deleteRow(r);
+      else this.setValue(r, v.slice(spans[1].start));
+      this.touched(id);
       return bytesToText(removed);
     }
     return undefined;
@@ -329,22 +572,21 @@ abstract class SipMessageBase {
   /** Removes the last element of a list header (strict-router handling, §16.4). Returns it. */
   removeLastValue(name: string): string | undefined {
     const key = headerKey(name);
-    for (let i = this.fields.length - 1; i >= 0; i--) {
-      const f = this.fields[i];
-      if (f.key !== key) continue;
-      const spans = splitCommaSpans(f.value);
+    const id = KEY_IDS.get(key) ?? OTHER;
+    for (let k = this.size - 1; k >= 0; k--) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      const v = this._value(r);
+      const spans = splitCommaSpans(v);
       if (spans.length === 0) {
-        this.fields.splice(i, 1);
+        this.deleteRow(r);
         continue;
       }
       const last = spans[spans.length - 1];
-      const removed = f.value.slice(last.start, last.end);
-      if (spans.length === 1) this.fields.splice(i, 1);
-      else {
-        f.value = f.value.slice(0, spans[spans.length - 2].end);
-        f.raw = undefined;
-      }
-      this.touched(key);
+      const removed = v.slice(last.start, last.end);
+      if (spans.length === 1) this.deleteRow(r);
+      else this.setValue(r, v.slice(0, spans[spans.length - 2].end));
+      this.touched(id);
       return bytesToText(removed);
     }
     return undefined;
@@ -353,104 +595,106 @@ abstract class SipMessageBase {
   /** Replaces the first element of a list header (e.g. the sender's Via after stamping received=). */
   replaceFirstValue(name: string, value: string): void {
     const key = headerKey(name);
-    for (const f of this.fields) {
-      if (f.key !== key) continue;
-      const first = firstSpan(f.value);
+    const id = KEY_IDS.get(key) ?? OTHER;
+    const n = this.size;
+    for (let k = 0; k < n; k++) {
+      const r = this.rowAt(k);
+      if (!this.isKey(r, id, key)) continue;
+      const v = this._value(r);
+      const first = firstSpan(v);
       if (first === undefined) continue;
-      f.value = f.value.slice(0, first.start) + textToBytes(value) + f.value.slice(first.end);
-      f.raw = undefined;
-      this.touched(key);
+      this.setValue(r, v.slice(0, first.start) + textToBytes(value) + v.slice(first.end));
+      this.touched(id);
       return;
     }
   }
 
-  protected touched(key: string): void {
+  protected touched(id: number): void {
     this.changed = true;
-    if (key === 'via') this.viaDirty = true;
-    else if (key === 'to') this._toTag = undefined;
-    else if (key === 'from') this._fromTag = undefined;
-    else if (key === 'call-id') this._callId = undefined;
-  }
-
-  private reparseTopVia(): void {
-    const first = this.fields.find((f) => f.key === 'via');
-    if (!first) return;
-    const span = firstSpan(first.value);
-    if (span === undefined) return;
-    const v = parseVia(first.value.slice(span.start, span.end));
-    if (typeof v !== 'string') this._topVia = v;
+    if (id === K_VIA) this.viaDirty = true;
+    else if (id === K_TO) this._toTag = undefined;
+    else if (id === K_FROM) this._fromTag = undefined;
+    else if (id === K_CALL_ID) this._callId = undefined;
   }
 
   /**
-   * Serialises. Untouched messages return the received bytes; otherwise the head is rebuilt from
-   * the fields (untouched fields verbatim) and the body appended unchanged. Content-Length is
-   * added when missing (it is mandatory on stream transports, RFC 3261 §18.3).
+   * Serialises. Untouched messages return the received bytes; otherwise the head is rebuilt:
+   * runs of untouched fields that were contiguous CRLF-terminated lines in the received message
+   * are copied from it in one go, edited and added fields are written from their text, and the
+   * body is appended unchanged. Content-Length is added when missing (it is mandatory on stream
+   * transports, RFC 3261 §18.3).
    */
   toBuffer(): Buffer {
     if (!this.modified && this.hasContentLength() && this.raw.length === this.headLength + this.body.length) {
       return this.raw;
     }
-    // Every string here is a latin1 byte string, so its length is its size in bytes. Runs of
-    // untouched fields that were contiguous CRLF-terminated lines in the received message are
-    // copied from it in one go; only edited or added fields are written from their text. This
-    // replaced building the whole head as one string (six times a call, ~7 KB of garbage a call
-    // in the allocation profile of bench/proxy-cpu.ts) and encoding it again.
     const raw = this.raw;
-    const fields = this.fields;
+    const t = this.rows;
+    // Upper bound of the output: the received head and body, plus every written line.
     const startLine = this.startLine();
-    let size = startLine.length + 2;
-    let hasCl = false;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i];
-      size += (f.raw !== undefined ? f.raw.length : f.name.length + 2 + f.value.length) + 2;
-      if (f.key === 'content-length') hasCl = true;
-    }
-    const cl = hasCl ? '' : `Content-Length: ${this.body.length}\r\n`;
-    size += cl.length + 2 + this.body.length;
-    const out = outBuffer(size);
-    let pos = out.write(startLine, 0, 'latin1');
+    let bound = raw.length + startLine.length + 64;
+    if (this.vals !== null) for (const v of this.vals) if (v !== undefined) bound += v.length + 2;
+    if (this.names !== null) for (const v of this.names) if (v !== undefined) bound += v.length + 4;
+    if (this.startLineChanged) bound += startLine.length;
+    if (bound > outScratch.length) outScratch = Buffer.allocUnsafeSlow(bound * 2);
+    const out = outScratch;
+    let pos = latin1Write(out, startLine, 0);
     out[pos++] = 13;
     out[pos++] = 10;
-    for (let i = 0; i < fields.length; ) {
-      const f = fields[i];
-      if (f.raw === undefined || f.at === undefined) {
-        pos += out.write(f.raw ?? `${f.name}: ${f.value}`, pos, 'latin1');
-        out[pos++] = 13;
-        out[pos++] = 10;
-        i++;
+    let hasCl = false;
+    const n = this.size;
+    for (let k = 0; k < n; ) {
+      const r = this.rowAt(k);
+      const o = r * W;
+      const fl = t[o + FL];
+      if (fl & DELETED) {
+        k++;
         continue;
       }
-      // Extend the run while the next field starts right after this one's CRLF in raw.
-      const from = f.at;
-      let end = f.at + f.raw.length;
-      i++;
-      while (i < fields.length) {
-        const g = fields[i];
-        if (g.raw === undefined || g.at !== end + 2 || raw[end] !== 13 || raw[end + 1] !== 10) break;
-        end = g.at + g.raw.length;
-        i++;
+      if (t[o + KEY] === K_CONTENT_LENGTH) hasCl = true;
+      if (fl & (EDITED | INSERTED | FOLDED)) {
+        pos += latin1Write(out, this.lineOfRow(r), pos);
+        out[pos++] = 13;
+        out[pos++] = 10;
+        k++;
+        continue;
+      }
+      // Extend the run while the next field is an untouched line starting right after this
+      // one's CRLF in raw.
+      const from = t[o + LS];
+      let end = t[o + LE];
+      k++;
+      while (k < n && raw[end] === 13 && raw[end + 1] === 10) {
+        const g = this.rowAt(k) * W;
+        if (t[g + FL] !== 0 || t[g + LS] !== end + 2) break;
+        if (t[g + KEY] === K_CONTENT_LENGTH) hasCl = true;
+        end = t[g + LE];
+        k++;
       }
       pos += raw.copy(out, pos, from, end);
       out[pos++] = 13;
       out[pos++] = 10;
     }
-    if (cl) pos += out.write(cl, pos, 'latin1');
+    if (!hasCl) pos += latin1Write(out, `Content-Length: ${this.body.length}\r\n`, pos);
     out[pos++] = 13;
     out[pos++] = 10;
-    this.body.copy(out, pos);
-    return out;
+    pos += this.body.copy(out, pos);
+    const result = outBuffer(pos);
+    out.copy(result, 0, 0, pos);
+    return result;
   }
 
   toString(): string {
     return this.toBuffer().toString('utf8');
   }
 
-  /** @internal length of the received head including the blank line */
-  headLength = 0;
-
   private hasContentLength(): boolean {
-    return this.fields.some((f) => f.key === 'content-length');
+    return this.firstRow(K_CONTENT_LENGTH, '') >= 0;
   }
+}
+
+function joinLine(lines: string, line: string): string {
+  return lines ? lines + '\r\n' + line : line;
 }
 
 export class SipRequest extends SipMessageBase {
@@ -459,8 +703,8 @@ export class SipRequest extends SipMessageBase {
   private _uri: string;
   private readonly rawStartLine: string;
 
-  constructor(raw: Buffer, startLine: string, method: string, uri: string, fields: HeaderField[], body: Buffer) {
-    super(raw, fields, body);
+  constructor(raw: Buffer, head: string, rows: number[], count: number, body: Buffer, startLine: string, method: string, uri: string) {
+    super(raw, head, rows, count, body);
     this.rawStartLine = startLine;
     this.method = method;
     this._uri = uri;
@@ -488,8 +732,8 @@ export class SipResponse extends SipMessageBase {
   readonly reason: string;
   private readonly rawStartLine: string;
 
-  constructor(raw: Buffer, startLine: string, status: number, reason: string, fields: HeaderField[], body: Buffer) {
-    super(raw, fields, body);
+  constructor(raw: Buffer, head: string, rows: number[], count: number, body: Buffer, startLine: string, status: number, reason: string) {
+    super(raw, head, rows, count, body);
     this.rawStartLine = startLine;
     this.status = status;
     this.reason = bytesToText(reason);
@@ -511,9 +755,48 @@ export interface ParseOptions {
   stream?: boolean;
 }
 
+/**
+ * The tag parameter of a From/To value (§20.20, §20.39). The usual forms, `<uri>;tag=x` and
+ * `uri;tag=x`, are read by a scan of the parameters after the URI; a quoted display name or
+ * spacing in the parameters takes the name-addr parser. This runs for most messages
+ * (initial-INVITE test, dialog matching), where the parser's parameter table was most of the cost.
+ */
 function tagOf(value: string | undefined): string | null {
   if (value === undefined) return null;
-  // Fast path: most From/To values carry ";tag=" once, after the '>' of the URI.
+  if (value.indexOf('"') >= 0) return tagSlow(value);
+  const lt = value.indexOf('<');
+  let from: number;
+  if (lt >= 0) {
+    from = value.indexOf('>', lt);
+    if (from < 0) return tagSlow(value);
+    from++;
+  } else {
+    // A bare addr-spec: every ';param' belongs to the header (§20.10).
+    from = value.indexOf(';');
+    if (from < 0) return value.indexOf(' ') < 0 && value.indexOf('\t') < 0 ? null : tagSlow(value);
+  }
+  let tag: string | null = null;
+  const n = value.length;
+  for (let i = from; i < n; ) {
+    const c = value.charCodeAt(i);
+    if (c !== 0x3b) return tagSlow(value); // spacing, or garbage the parser rejects
+    let end = value.indexOf(';', i + 1);
+    if (end < 0) end = n;
+    const eq = value.indexOf('=', i + 1);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    if (nameEnd - i === 4 && (value.charCodeAt(i + 1) | 0x20) === 0x74 && (value.charCodeAt(i + 2) | 0x20) === 0x61 && (value.charCodeAt(i + 3) | 0x20) === 0x67) {
+      const v = nameEnd < end ? value.slice(nameEnd + 1, end) : '';
+      for (let k = 0; k < v.length; k++) if (isWs(v.charCodeAt(k))) return tagSlow(value);
+      tag = v.length !== 0 ? v : null; // the last tag counts, as in the parser's table
+    } else {
+      for (let k = i + 1; k < end; k++) if (isWs(value.charCodeAt(k))) return tagSlow(value);
+    }
+    i = end;
+  }
+  return tag;
+}
+
+function tagSlow(value: string): string | null {
   const na = tryParseNameAddr(value);
   const tag = na?.params.tag;
   return tag ? tag : null;
@@ -532,11 +815,11 @@ function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
 
-/** The value of a non-empty all-digit string (at most 10 digits), else -1. Replaces /^[0-9]+$/ + Number(). */
-function digitsValue(s: string): number {
-  if (s.length === 0) return -1;
+/** The value of a non-empty all-digit range of s (at most 10 digits), else -1. */
+function digitsValue(s: string, from = 0, to = s.length): number {
+  if (to <= from) return -1;
   let n = 0;
-  for (let i = 0; i < s.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (!isDigit(c)) return -1;
     n = n * 10 + (c - 0x30);
@@ -545,20 +828,20 @@ function digitsValue(s: string): number {
 }
 
 /**
- * CSeq value (§20.16: 1*DIGIT LWS Method), as /^([0-9]{1,10})[ \t]+(token)$/ did, without the
- * match array. `requestMethod` is reused as the method string when they are equal.
+ * CSeq value (§20.16: 1*DIGIT LWS Method) in head[from, to), as /^([0-9]{1,10})[ \t]+(token)$/
+ * did. `requestMethod` is reused as the method string when they are equal.
  */
-function parseCSeq(v: string, requestMethod: string): CSeq | undefined {
-  let i = 0;
-  while (i < v.length && isDigit(v.charCodeAt(i))) i++;
-  if (i === 0 || i > 10) return undefined;
-  const seq = digitsValue(v.slice(0, i));
+function parseCSeq(s: string, from: number, to: number, requestMethod: string): CSeq | undefined {
+  let i = from;
+  while (i < to && isDigit(s.charCodeAt(i))) i++;
+  if (i === from || i - from > 10) return undefined;
+  const seq = digitsValue(s, from, i);
   if (seq > 0xffffffff) return undefined;
   let j = i;
-  while (j < v.length && (v.charCodeAt(j) === 0x20 || v.charCodeAt(j) === 0x09)) j++;
-  if (j === i || j === v.length) return undefined;
-  for (let k = j; k < v.length; k++) if (!isTokenChar(v.charCodeAt(k))) return undefined;
-  const method = v.length - j === requestMethod.length && v.endsWith(requestMethod) ? requestMethod : v.slice(j);
+  while (j < to && (s.charCodeAt(j) === 0x20 || s.charCodeAt(j) === 0x09)) j++;
+  if (j === i || j === to) return undefined;
+  for (let k = j; k < to; k++) if (!isTokenChar(s.charCodeAt(k))) return undefined;
+  const method = to - j === requestMethod.length && s.startsWith(requestMethod, j) ? requestMethod : s.slice(j, to);
   return { seq, method };
 }
 
@@ -581,12 +864,11 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
     headEnd = buf.length;
     sepLen = 0;
   }
-  const head = buf.toString('latin1', start, headEnd);
-  // Lines are cut out of head one at a time (no split() array, one slice a line, CR excluded).
+  const head = latin1Slice(buf, 0, headEnd);
   const headLen = head.length;
-  let lineEnd = head.indexOf('\n');
+  let lineEnd = head.indexOf('\n', start);
   if (lineEnd < 0) lineEnd = headLen;
-  const startLine = head.slice(0, lineEnd > 0 && head.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd);
+  const startLine = head.slice(start, lineEnd > start && head.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd);
 
   // Start line (§7.1, §7.2).
   let kind: 'req' | 'res' | 'bad' = 'bad';
@@ -609,27 +891,31 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
     if (sp1 > 0 && sp2 > sp1 + 1 && startLine.indexOf(' ', sp2 + 1) < 0) {
       method = startLine.slice(0, sp1);
       uri = startLine.slice(sp1 + 1, sp2);
-      const version = startLine.slice(sp2 + 1);
       let okMethod = true;
       for (let i = 0; i < method.length; i++) if (!isTokenChar(method.charCodeAt(i))) okMethod = false;
       if (!okMethod) startError = 'bad method';
-      else if (version !== 'SIP/2.0' && version.toUpperCase() !== 'SIP/2.0') startError = `unsupported version "${version.slice(0, 20)}"`;
-      else if (uri.indexOf(':') <= 0) startError = 'bad Request-URI';
+      else if (!startLine.endsWith('SIP/2.0') || startLine.length - sp2 - 1 !== 7) {
+        const version = startLine.slice(sp2 + 1);
+        if (version.toUpperCase() !== 'SIP/2.0') startError = `unsupported version "${version.slice(0, 20)}"`;
+        else if (uri.indexOf(':') <= 0) startError = 'bad Request-URI';
+        else kind = 'req';
+      } else if (uri.indexOf(':') <= 0) startError = 'bad Request-URI';
       else kind = 'req';
     } else startError = 'bad request line';
   }
 
-  // Header fields (§7.3), with line folding (§7.3.1). Name, value and raw text are cut out of
-  // head by offset (no per-line string), and the fields the parser checks are noted on the way.
-  const fields: HeaderField[] = [];
+  // Header fields (§7.3), with line folding (§7.3.1): one row of offsets each, no strings. The
+  // rows the parser checks itself are noted on the way.
+  const t = rowScratch;
+  let count = 0;
   let headerError: SipParseError | undefined;
-  let viaField: HeaderField | undefined;
-  let cseqField: HeaderField | undefined;
-  let clField: HeaderField | undefined;
-  let fromField: HeaderField | undefined;
-  let toField: HeaderField | undefined;
-  let callIdField: HeaderField | undefined;
-  let mfField: HeaderField | undefined;
+  let viaRow = -1;
+  let cseqRow = -1;
+  let clRow = -1;
+  let fromRow = -1;
+  let toRow = -1;
+  let callIdRow = -1;
+  let mfRow = -1;
   let nextColon = -1;
   for (let lineStart = lineEnd + 1; lineStart <= headLen; ) {
     let next = head.indexOf('\n', lineStart);
@@ -640,15 +926,14 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
     if (cut === ls) continue;
     const c0 = head.charCodeAt(ls);
     if (c0 === 0x20 || c0 === 0x09) {
-      const line = head.slice(ls, cut);
-      const prev = fields[fields.length - 1];
-      if (!prev) {
+      if (count === 0) {
         headerError ??= new SipParseError('continuation line before any header', 'header');
         continue;
       }
-      prev.at = undefined; // folded: raw no longer matches one range of the received bytes
-      prev.raw = (prev.raw ?? '') + '\r\n' + line;
-      prev.value = (prev.value + ' ' + line.trim()).trim();
+      // The previous field continues here; its value is unfolded when read.
+      const o = (count - 1) * W;
+      t[o + LE] = cut;
+      t[o + FL] |= FOLDED;
       continue;
     }
     // Native indexOf (a JS char loop costs several times more a char), but never over the same
@@ -665,101 +950,112 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
     }
     let nameEnd = colon;
     while (nameEnd > ls && isWs(head.charCodeAt(nameEnd - 1))) nameEnd--;
-    let name: string;
-    let key: string | undefined;
+    let id: number | undefined;
     const common = COMMON_BY_SHAPE[commonSlot(nameEnd - ls, head.charCodeAt(ls), head.charCodeAt(nameEnd - 1))];
-    if (common !== undefined && common.name.length === nameEnd - ls && sameBytes(buf, start + ls, common.bytes)) {
-      name = common.name;
-      key = common.key;
+    if (common !== undefined && common.bytes.length === nameEnd - ls && sameBytes(buf, ls, common.bytes)) {
+      id = common.id;
     } else {
-      name = head.slice(ls, nameEnd);
-      key = COMMON_KEYS.get(name);
-    }
-    if (key === undefined) {
-      let bad = false;
-      for (let i = 0; i < name.length; i++) if (!isTokenChar(name.charCodeAt(i))) bad = true;
-      if (bad || name.length === 0) {
-        headerError ??= new SipParseError(`bad header name "${bytesToText(name.slice(0, 40))}"`, 'header');
-        continue;
+      const name = head.slice(ls, nameEnd);
+      id = COMMON_IDS.get(name);
+      if (id === undefined) {
+        let bad = false;
+        for (let i = 0; i < name.length; i++) if (!isTokenChar(name.charCodeAt(i))) bad = true;
+        if (bad || name.length === 0) {
+          headerError ??= new SipParseError(`bad header name "${bytesToText(name.slice(0, 40))}"`, 'header');
+          continue;
+        }
+        id = KEY_IDS.get(headerKey(name)) ?? OTHER;
       }
-      key = headerKey(name);
     }
     let v0 = colon + 1;
     let v1 = cut;
     while (v0 < v1 && isWs(head.charCodeAt(v0))) v0++;
     while (v1 > v0 && isWs(head.charCodeAt(v1 - 1))) v1--;
-    const field: HeaderField = { name, key, value: head.slice(v0, v1), raw: head.slice(ls, cut), at: start + ls };
-    fields.push(field);
-    switch (key) {
-      case 'via': viaField ??= field; break;
-      case 'cseq': cseqField ??= field; break;
-      case 'content-length': clField ??= field; break;
-      case 'from': fromField ??= field; break;
-      case 'to': toField ??= field; break;
-      case 'call-id': callIdField ??= field; break;
-      case 'max-forwards': mfField ??= field; break;
+    const o = count * W;
+    t[o + LS] = ls;
+    t[o + NE] = nameEnd;
+    t[o + VS] = v0;
+    t[o + VE] = v1;
+    t[o + LE] = cut;
+    t[o + KEY] = id;
+    t[o + FL] = 0;
+    switch (id) {
+      case K_VIA: if (viaRow < 0) viaRow = count; break;
+      case K_CSEQ: if (cseqRow < 0) cseqRow = count; break;
+      case K_CONTENT_LENGTH: if (clRow < 0) clRow = count; break;
+      case K_FROM: if (fromRow < 0) fromRow = count; break;
+      case K_TO: if (toRow < 0) toRow = count; break;
+      case K_CALL_ID: if (callIdRow < 0) callIdRow = count; break;
+      case K_MAX_FORWARDS: if (mfRow < 0) mfRow = count; break;
     }
+    count++;
   }
+  const rows = t.slice(0, count * W);
 
   // Body and Content-Length (§18.3, §20.14).
   const bodyStart = Math.min(headEnd + sepLen, buf.length);
   let body = buf.subarray(bodyStart);
   let clError: SipParseError | undefined;
-  if (clField) {
-    const v = clField.value;
-    const cl = v.length <= 9 ? digitsValue(v) : -1;
-    if (cl < 0) clError = new SipParseError(`invalid value "${bytesToText(v.slice(0, 20))}"`, 'Content-Length');
-    else {
-      if (cl > body.length) clError = new SipParseError(`says ${cl} bytes, body has ${body.length}`, 'Content-Length');
-      else if (cl < body.length) body = body.subarray(0, cl);
-    }
+  if (clRow >= 0) {
+    const o = clRow * W;
+    const folded = rows[o + FL] & FOLDED;
+    const vs = rows[o + VS];
+    const ve = rows[o + VE];
+    const cl = !folded && ve - vs <= 9 ? digitsValue(head, vs, ve) : -1;
+    if (cl < 0) clError = new SipParseError(`invalid value "${bytesToText(head.slice(vs, Math.min(ve, vs + 20)))}"`, 'Content-Length');
+    else if (cl > body.length) clError = new SipParseError(`says ${cl} bytes, body has ${body.length}`, 'Content-Length');
+    else if (cl < body.length) body = body.subarray(0, cl);
   } else if (opts.stream) {
     clError = new SipParseError('missing (required on stream transports)', 'Content-Length');
   }
 
   let msg: SipMessage;
-  if (kind === 'res') msg = new SipResponse(buf, startLine, status, reason, fields, body);
-  else msg = new SipRequest(buf, startLine, method || 'UNKNOWN', uri, fields, body);
+  if (kind === 'res') msg = new SipResponse(buf, head, rows, count, body, startLine, status, reason);
+  else msg = new SipRequest(buf, head, rows, count, body, startLine, method || 'UNKNOWN', uri);
   msg.headLength = bodyStart;
   const partialOk = kind !== 'bad' || !startLine.startsWith('SIP/');
 
   // Top Via first: without it nothing can be answered.
   let viaError: SipParseError | undefined;
-  if (!viaField) viaError = new SipParseError('missing', 'Via');
+  if (viaRow < 0) viaError = new SipParseError('missing', 'Via');
   else {
-    const span = firstSpan(viaField.value);
-    const v = span !== undefined ? parseVia(viaField.value.slice(span.start, span.end)) : 'empty';
+    const value = msg._value(viaRow);
+    const span = firstSpan(value);
+    const v = span !== undefined ? parseVia(value.slice(span.start, span.end)) : 'empty';
     if (typeof v === 'string') viaError = new SipParseError(v, 'Via');
     else msg._topVia = v;
   }
 
   // CSeq (§20.16) is needed for responses built from a partial request, so parse it before failing.
   let cseqError: SipParseError | undefined;
-  if (!cseqField) cseqError = new SipParseError('missing', 'CSeq');
+  if (cseqRow < 0) cseqError = new SipParseError('missing', 'CSeq');
   else {
-    const c = parseCSeq(cseqField.value, method);
-    if (c === undefined) cseqError = new SipParseError(`invalid value "${bytesToText(cseqField.value.slice(0, 30))}"`, 'CSeq');
+    const o = cseqRow * W;
+    const c = rows[o + FL] & FOLDED
+      ? parseCSeq(msg._value(cseqRow), 0, msg._value(cseqRow).length, method)
+      : parseCSeq(head, rows[o + VS], rows[o + VE], method);
+    if (c === undefined) cseqError = new SipParseError(`invalid value "${bytesToText(msg._value(cseqRow).slice(0, 30))}"`, 'CSeq');
     else {
       msg._cseq = c;
       if (kind === 'req' && c.method !== method) cseqError = new SipParseError(`method ${c.method} does not match ${method}`, 'CSeq');
     }
   }
 
-  const fail = (e: SipParseError): never => {
-    throw new SipParseError(e.detail, e.header, partialOk ? msg : undefined);
-  };
-  if (kind === 'bad') fail(new SipParseError(startError, 'start-line'));
-  if (missingBlankLine) fail(new SipParseError('no empty line after the headers', 'header'));
-  if (headerError) fail(headerError);
-  if (viaError) fail(viaError);
-  if (!fromField || fromField.value.length === 0) fail(new SipParseError('missing', 'From'));
-  if (!toField || toField.value.length === 0) fail(new SipParseError('missing', 'To'));
-  if (!callIdField || callIdField.value.length === 0) fail(new SipParseError('missing', 'Call-ID'));
-  if (cseqError) fail(cseqError);
-  if (clError) fail(clError);
-  if (mfField && (mfField.value.length > 3 || digitsValue(mfField.value) < 0)) {
-    fail(new SipParseError(`invalid value "${bytesToText(mfField.value.slice(0, 20))}"`, 'Max-Forwards'));
+  let error: SipParseError | undefined;
+  if (kind === 'bad') error = new SipParseError(startError, 'start-line');
+  else if (missingBlankLine) error = new SipParseError('no empty line after the headers', 'header');
+  else if (headerError) error = headerError;
+  else if (viaError) error = viaError;
+  else if (fromRow < 0 || msg._value(fromRow).length === 0) error = new SipParseError('missing', 'From');
+  else if (toRow < 0 || msg._value(toRow).length === 0) error = new SipParseError('missing', 'To');
+  else if (callIdRow < 0 || msg._value(callIdRow).length === 0) error = new SipParseError('missing', 'Call-ID');
+  else if (cseqError) error = cseqError;
+  else if (clError) error = clError;
+  else if (mfRow >= 0) {
+    const mf = msg._value(mfRow);
+    if (mf.length > 3 || digitsValue(mf) < 0) error = new SipParseError(`invalid value "${bytesToText(mf.slice(0, 20))}"`, 'Max-Forwards');
   }
+  if (error !== undefined) throw new SipParseError(error.detail, error.header, partialOk ? msg : undefined);
   return msg;
 }
 

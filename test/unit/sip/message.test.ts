@@ -313,3 +313,22 @@ describe('robustness', () => {
     }
   });
 });
+
+describe('tags', () => {
+  it('reads the tag of From/To values as the name-addr parser does', () => {
+    const { tryParseNameAddr } = jest.requireActual('../../../src/sip/uri') as typeof import('../../../src/sip/uri');
+    const values = [
+      '<sip:a@b>;tag=1', '<sip:a@b;tag=inuri>', '<sip:a@b;tag=inuri>;tag=2', 'sip:a@b;tag=3', 'sip:a@b', '<sip:a@b>',
+      'Bob <sip:a@b>;TAG=4', '"x;tag=q" <sip:a@b>;tag=5', '<sip:a@b> ;tag=6', '<sip:a@b>;tag=7;tag=8', '<sip:a@b>;tag',
+      '<sip:a@b>;tag=', '<sip:a@b>;foo=1;tag=9;bar', '<sip:a@b>;tagx=1', '<sip:a@b>;ta=1', '<sip:a@b>;tag=a b',
+      'sip:a@b ;tag=10', '<sip:a@b', '<sip:a@b>junk;tag=1', '<sip:a@b>;tag=11 ', 'sip:a@b;tag=12;other=<x>',
+    ];
+    for (const v of values) {
+      const m = parseMessage(Buffer.from(req([
+        'SIP/2.0 200 OK', 'Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx', 'From: <sip:a@b>;tag=f', `To: ${v}`, 'Call-ID: r1', 'CSeq: 1 INVITE', 'Content-Length: 0',
+      ])));
+      const expected = tryParseNameAddr(m.header('to')!)?.params.tag || undefined;
+      expect([v, m.toTag]).toEqual([v, expected]);
+    }
+  });
+});
