@@ -3,7 +3,7 @@
  * makes to the sender's topmost value (received=, rport=).
  */
 import { isIP } from 'node:net';
-import { Params, parseParams, isWs } from './syntax';
+import { parseParams, isWs } from './syntax';
 import { parsePort, formatHostPort } from './uri';
 
 export interface Via {
@@ -17,7 +17,6 @@ export interface Via {
   /** RFC 3581: undefined = absent, null = present without a value (";rport"), number = filled in. */
   rport?: number | null;
   received?: string;
-  params: Params;
 }
 
 /** Magic cookie of RFC 3261 branches (§8.1.1.7); without it the sender is RFC 2543. */
@@ -95,20 +94,81 @@ export function parseVia(value: string): Via | string {
   }
   while (i < n && isWs(s.charCodeAt(i))) i++;
   if (i < n && s.charCodeAt(i) !== 0x3b) return 'garbage after sent-by';
-  const params = parseParams(s.slice(i));
-  const via: Via = { transport, host: host.toLowerCase(), params };
+  const via: Via = { transport, host: host.toLowerCase() };
   if (port !== undefined) via.port = port;
-  if (params.branch) via.branch = params.branch;
-  if ('rport' in params) {
-    const rp = params.rport;
-    if (rp === null || rp === '') via.rport = null;
-    else {
-      const p = parsePort(rp);
-      if (p === undefined) return 'bad rport';
-      via.rport = p;
+  return viaParams(s, i, via);
+}
+
+/**
+ * The parameters a proxy uses (branch, rport, received) into `via`, from s[i..] (";a=b;c").
+ * Only those three are cut out of the text: a Via of every message is parsed, and a table of all
+ * its parameters was most of the cost. Names compare case-insensitively and the last occurrence
+ * wins; a quoted or spaced value takes the general parameter parser, as before.
+ */
+function viaParams(s: string, i: number, via: Via): Via | string {
+  const n = s.length;
+  const paramsStart = i;
+  let rport: string | null | undefined;
+  while (i < n) {
+    const semi = s.indexOf(';', i);
+    if (semi < 0) break;
+    let end = s.indexOf(';', semi + 1);
+    if (end < 0) end = n;
+    const eq = s.indexOf('=', semi + 1);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    const name = nameOf(s, semi + 1, nameEnd);
+    i = end;
+    if (name === '') continue;
+    let value: string | null = null;
+    if (nameEnd < end) {
+      value = s.slice(nameEnd + 1, end);
+      if (value.length !== 0 && (mayTrimOrQuote(value.charCodeAt(0)) || mayTrimOrQuote(value.charCodeAt(value.length - 1)))) {
+        // Rare forms ("; branch = x", quoted values): the general parser reads the whole list.
+        return viaParamsGeneral(s.slice(paramsStart), via);
+      }
+    }
+    if (name === 'branch') {
+      if (value) via.branch = value;
+      else delete via.branch;
+    } else if (name === 'rport') rport = value;
+    else if (name === 'received') {
+      if (value) via.received = value;
+      else delete via.received;
     }
   }
+  return rportOf(via, rport);
+}
+
+/** Lower-cased parameter name in s[from, to), '' when empty; spaces around it are dropped. */
+function nameOf(s: string, from: number, to: number): string {
+  while (from < to && isWs(s.charCodeAt(from))) from++;
+  while (to > from && isWs(s.charCodeAt(to - 1))) to--;
+  const name = s.slice(from, to);
+  if (name === 'branch' || name === 'rport' || name === 'received') return name;
+  return name.toLowerCase();
+}
+
+function mayTrimOrQuote(c: number): boolean {
+  return c <= 0x20 || c >= 0x7f || c === 0x22;
+}
+
+function viaParamsGeneral(rest: string, via: Via): Via | string {
+  const params = parseParams(rest);
+  if (params.branch) via.branch = params.branch;
+  else delete via.branch;
   if (params.received) via.received = params.received;
+  else delete via.received;
+  return rportOf(via, 'rport' in params ? params.rport : undefined);
+}
+
+function rportOf(via: Via, rport: string | null | undefined): Via | string {
+  if (rport === undefined) return via;
+  if (rport === null || rport === '') via.rport = null;
+  else {
+    const p = parsePort(rport);
+    if (p === undefined) return 'bad rport';
+    via.rport = p;
+  }
   return via;
 }
 
@@ -118,14 +178,18 @@ export function parseVia(value: string): Via | string {
  * received= too). Returns the edited value, or undefined when nothing has to change.
  */
 export function stampReceived(value: string, via: Via, srcAddress: string, srcPort: number): string | undefined {
+  if (!needsStamp(via, srcAddress)) return undefined;
   const needRport = via.rport === null;
-  const needReceived = needRport || !sameHost(via.host, srcAddress);
-  if (!needReceived) return undefined;
   let out = value;
   if (needRport) out = replaceParam(out, 'rport', String(srcPort));
   if (via.received !== undefined) out = replaceParam(out, 'received', srcAddress);
   else out += `;received=${srcAddress}`;
   return out;
+}
+
+/** Whether stampReceived() would change the Via (most senders put their own address in it). */
+export function needsStamp(via: Via, srcAddress: string): boolean {
+  return via.rport === null || !sameHost(via.host, srcAddress);
 }
 
 function sameHost(a: string, b: string): boolean {

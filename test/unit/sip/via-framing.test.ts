@@ -1,4 +1,5 @@
 import { parseVia, stampReceived, viaResponseTarget, formatVia } from '../../../src/sip/via';
+import { parseParams } from '../../../src/sip/syntax';
 import { StreamFramer } from '../../../src/sip/framing';
 import { parseHostPortSpec, normaliseAddress } from '../../../src/sip/address';
 import { branchFor, isOurBranch } from '../../../src/sip/ids';
@@ -7,6 +8,31 @@ describe('Via (RFC 3261 §20.42, RFC 3581)', () => {
   it('parses LWS around slashes, IPv6 sent-by and params', () => {
     const v = parseVia('SIP / 2.0 / tcp [2001:db8::9]:5061 ;branch=z9hG4bKa;received=2001:db8::1;ttl=3');
     expect(v).toMatchObject({ transport: 'TCP', host: '2001:db8::9', port: 5061, branch: 'z9hG4bKa', received: '2001:db8::1' });
+  });
+
+  it('reads branch, rport and received as the general parameter parser does', () => {
+    // The Via parser cuts out only these three; any parameter list must give what parseParams gives.
+    const pieces = [';branch=z9hG4bKa', ';BRANCH=z9hG4bKb', ';branch', ';rport', ';rport=', ';rport=5062', ';RPort=7', ';received=192.0.2.1',
+      ';received', ';ttl=3', '; branch = z9hG4bKc', ';branch="z9hG4bK;q"', ';;', ';maddr=x', ';received=2001:db8::1', ';rport=99999', ' ;lr'];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let i = 0; i < 3000; i++) {
+      let rest = '';
+      for (let k = rnd(5); k >= 0; k--) rest += pieces[rnd(pieces.length)];
+      const v = parseVia(`SIP/2.0/UDP host:5060${rest}`);
+      const p = parseParams(rest.trim());
+      const rp = 'rport' in p ? p.rport : undefined;
+      if (rp !== undefined && rp !== null && rp !== '' && !(Number(rp) <= 65535 && /^[0-9]{1,5}$/.test(rp))) {
+        expect(v).toBe('bad rport');
+        continue;
+      }
+      if (typeof v === 'string') throw new Error(`${rest}: ${v}`);
+      expect([rest, v.branch, v.received, v.rport]).toEqual([rest, p.branch || undefined, p.received || undefined,
+        rp === undefined ? undefined : rp === null || rp === '' ? null : Number(rp)]);
+    }
   });
 
   it('reports what is wrong as a string', () => {
