@@ -4,7 +4,8 @@
  */
 import { isIP } from 'node:net';
 import type { TransportName } from './policy';
-import { parsePort } from './uri';
+import { parsePort } from './syntax';
+import { parseIPv4 } from '../core/ip';
 
 export interface HostPortSpec {
   transport: TransportName;
@@ -58,7 +59,19 @@ export function parseHostPortSpec(spec: string, requireTransport = false): HostP
 }
 
 export function familyOf(address: string): 4 | 6 {
-  return isIP(address) === 6 ? 6 : 4;
+  // Every IPv6 text has a ':' and no IPv4 or host name has one: no need for isIP()'s regexes,
+  // which ran several times a message.
+  return address.indexOf(':') >= 0 && isIP(address) === 6 ? 6 : 4;
+}
+
+/**
+ * net.isIP(), with dotted-quad IPv4 read by hand (core/ip.ts, the same grammar): isIP() tries two
+ * long regular expressions, and the proxy asks for every address it sends to and every URI host
+ * it reads.
+ */
+export function ipVersion(s: string): 0 | 4 | 6 {
+  if (s.indexOf(':') >= 0) return isIP(s) as 0 | 4 | 6;
+  return parseIPv4(s) >= 0 ? 4 : 0;
 }
 
 /** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; policies and Via want a.b.c.d. */

@@ -73,7 +73,7 @@ export function routeSetsAround(recordRoute: string[], isSelf: (value: string) =
 export function dialogRecordOf(
   tx: ServerTransaction,
   c: ClientTransaction,
-  echo: InviteEcho,
+  echo: Pick<InviteEcho, 'contact' | 'from' | 'cseq'>,
   res: SipResponse,
   isSelf: (routeValue: string) => boolean,
 ): DialogRecord | null {

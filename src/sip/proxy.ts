@@ -19,10 +19,10 @@ import { parseMessage, SipParseError, SipRequest, SipResponse, SipMessage } from
 import { TransportLayer, InboundMessage, LocalEndpoint, peerText, type Connection } from './transport';
 import { parseHostPortSpec, familyOf, defaultPort } from './address';
 import { Router } from './router';
-import { responseTemplate, buildResponse, inviteEcho, buildAck, buildCancel } from './build';
+import { responseTemplate, buildResponse, buildAck, buildCancel } from './build';
 import { branchFor, isOurBranch, newTag } from './ids';
 import { keptCopy } from './out-buffer';
-import { stampReceived, viaResponseTarget, formatVia } from './via';
+import { stampReceived, needsStamp, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey, ExpiryQueue,
@@ -103,6 +103,8 @@ export class SipProxy extends EventEmitter {
   private readonly t: TimerValues;
   private readonly linger: number;
   private readonly throttle = new LogThrottle();
+  /** router.isSelfRoute as a function value, made once (dialog records take one per answered call). */
+  private readonly isSelfRoute = (v: string): boolean => this.router!.isSelfRoute(v);
   private transport: TransportLayer | null = null;
   private router: Router | null = null;
   private upstream: Peer | null = null;
@@ -255,8 +257,9 @@ export class SipProxy extends EventEmitter {
   /** §18.2.1 and RFC 3581 §4: received= / rport= on the sender's Via. */
   private stampVia(req: SipRequest, peer: Peer): void {
     const via = req.topViaOrUndefined;
+    if (!via || !needsStamp(via, peer.address)) return;
     const first = req.firstValue('via');
-    if (!via || first === undefined) return;
+    if (first === undefined) return;
     const edited = stampReceived(first, via, peer.address, peer.port);
     if (edited) req.replaceFirstValue('via', edited);
   }
@@ -501,8 +504,7 @@ export class SipProxy extends EventEmitter {
     const router = this.router!;
     // Route first: it is absent on most initial requests, and then the Request-URI need not be parsed.
     const hasRoute = req.has('route');
-    const ruri = hasRoute ? tryParseUri(req.uri) : undefined;
-    if (ruri && ruri.scheme !== 'tel' && router.isSelfUri(ruri)) {
+    if (hasRoute && router.isSelfRequestUri(req.uri)) {
       // The previous hop is a strict router: the real Request-URI is the last Route value.
       const last = req.removeLastValue('route');
       if (last !== undefined) {
@@ -605,7 +607,7 @@ export class SipProxy extends EventEmitter {
     const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
     req.prependHeader('Via', via);
     const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toBuffer());
-    if (c.isInvite) c.echo = inviteEcho(req, via);
+    if (c.isInvite) c.fwd = req;
     const old = this.client.get(c.key);
     if (old) this.terminateClient(old);
     this.client.set(c.key, c);
@@ -771,7 +773,7 @@ export class SipProxy extends EventEmitter {
     c.timers.clearAll();
     if (this.client.get(c.key) === c) this.client.delete(c.key);
     c.buf = null;
-    c.echo = null;
+    c.forgetRequest();
     c.ack = null;
   }
 
@@ -832,12 +834,12 @@ export class SipProxy extends EventEmitter {
     if (status < 300) {
       if (c.isInvite) {
         if (c.state !== 'accepted') {
-          if (c.server?.admitted && c.echo) this.rememberDialog(c, c.server, res);
+          if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
           // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
           c.state = 'accepted';
           c.timers.clearAll();
           c.buf = null;
-          c.echo = null;
+          c.forgetRequest();
           this.clientLinger.add(c); // Timer M
         }
       } else {
@@ -864,7 +866,7 @@ export class SipProxy extends EventEmitter {
       c.state = 'completed';
       c.timers.clearAll();
       c.buf = null;
-      c.echo = null;
+      c.forgetRequest();
       // Timer D: absorb retransmissions of the final response (0 on reliable transports).
       if (c.reliable) this.terminateClient(c);
       else this.clientLinger.add(c); // Timer D
@@ -1032,9 +1034,10 @@ export class SipProxy extends EventEmitter {
     return [...this.dialogs.keys()];
   }
 
-  private rememberDialog(c: ClientTransaction, tx: ServerTransaction, res: SipResponse): void {
+  private rememberDialog(c: ClientTransaction, tx: ServerTransaction, invite: SipRequest, res: SipResponse): void {
     this.ringing.delete(tx.callId);
-    const record = dialogRecordOf(tx, c, c.echo!, res, (v) => this.router!.isSelfRoute(v));
+    const caller = { contact: invite.firstValue('contact'), from: invite.fieldLines('from')[0] ?? '', cseq: invite.cseq.seq };
+    const record = dialogRecordOf(tx, c, caller, res, this.isSelfRoute);
     if (record === null) return;
     const now = Date.now();
     // Insertion order is expiry order: drop expired and over-bound records from the front.

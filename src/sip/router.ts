@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Peer, TransportName } from './policy';
 import type { LocalEndpoint } from './transport';
-import { parseNameAddr, parseSipUri, formatHostPort, SipUri } from './uri';
+import { parseNameAddr, parseSipUri, tryParseUri, formatHostPort, SipUri } from './uri';
 import { defaultPort, isWildcard } from './address';
 
 export interface NextHop {
@@ -27,6 +27,7 @@ export class Router {
   private readonly dns = new Map<string, { address: string; expires: number }>();
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly selfRoutes = new Map<string, boolean>();
+  private readonly selfUris = new Map<string, boolean>();
 
   constructor(
     private readonly endpoints: LocalEndpoint[],
@@ -91,6 +92,21 @@ export class Router {
     }
     if (this.selfRoutes.size >= SELF_ROUTE_CACHE_MAX) this.selfRoutes.clear();
     this.selfRoutes.set(value, self);
+    return self;
+  }
+
+  /**
+   * Whether a Request-URI (text) names this proxy, the strict-router case of §16.4. Kept by
+   * value text like isSelfRoute(): every in-dialog request asks, with the few Contact URIs of
+   * the dialogs' callees.
+   */
+  isSelfRequestUri(text: string): boolean {
+    const known = this.selfUris.get(text);
+    if (known !== undefined) return known;
+    const uri = tryParseUri(text);
+    const self = uri !== undefined && uri.scheme !== 'tel' && this.isSelfUri(uri);
+    if (this.selfUris.size >= SELF_ROUTE_CACHE_MAX) this.selfUris.clear();
+    this.selfUris.set(text, self);
     return self;
   }
 

@@ -187,3 +187,35 @@ export function bytesToText(s: string): string {
 export function textToBytes(s: string): string {
   return hasHighBytes(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
 }
+
+/**
+ * Buffer's own latin1 methods. They are on Buffer.prototype (since Node 0.x) but not in
+ * @types/node; Buffer#write and #toString wrap them in argument checks and an encoding switch,
+ * which the proxy would pay on every message it reads and writes.
+ */
+interface Latin1Methods {
+  latin1Write(s: string, offset: number): number;
+  latin1Slice(start: number, end: number): string;
+}
+
+/** buf.write(s, offset, 'latin1'): returns the bytes written. */
+export function latin1Write(buf: Buffer, s: string, offset: number): number {
+  return (buf as unknown as Latin1Methods).latin1Write(s, offset);
+}
+
+/** buf.toString('latin1', start, end). */
+export function latin1Slice(buf: Buffer, start: number, end: number): string {
+  return (buf as unknown as Latin1Methods).latin1Slice(start, end);
+}
+
+/** A port number 0-65535 written as 1-5 digits, else undefined. */
+export function parsePort(s: string): number | undefined {
+  if (s.length === 0 || s.length > 5) return undefined;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return undefined;
+    n = n * 10 + c;
+  }
+  return n <= 65535 ? n : undefined;
+}

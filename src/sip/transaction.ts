@@ -6,7 +6,7 @@
 import type { Peer } from './policy';
 import type { Connection, LocalEndpoint } from './transport';
 import type { SipRequest } from './message';
-import type { ResponseTemplate, InviteEcho } from './build';
+import { inviteEcho, type ResponseTemplate, type InviteEcho } from './build';
 import { BRANCH_COOKIE } from './via';
 
 /** RFC 3261 Table 4 timer values, shortened by tests. */
@@ -291,8 +291,24 @@ export class ClientTransaction {
   readonly timers = new Timers();
   /** The request as sent, for retransmissions; dropped once a response arrives. */
   buf: Buffer | null;
-  /** INVITE only: what its ACK and CANCEL repeat. */
-  echo: InviteEcho | null = null;
+  /** INVITE only: the request as forwarded (after the proxy's edits), while its ACK or CANCEL may be needed. */
+  fwd: SipRequest | null = null;
+  private echoOf: InviteEcho | null = null;
+
+  /**
+   * INVITE only: what its ACK and CANCEL repeat, taken from the request as forwarded when first
+   * needed (most calls never need one: no CANCEL, a 2xx answer).
+   */
+  get echo(): InviteEcho | null {
+    if (this.echoOf === null && this.fwd !== null) this.echoOf = inviteEcho(this.fwd, this.fwd.firstValue('via') ?? '');
+    return this.echoOf;
+  }
+
+  /** Drops the request and its echo once no ACK or CANCEL can be owed any more. */
+  forgetRequest(): void {
+    this.fwd = null;
+    this.echoOf = null;
+  }
   provisional = false;
   cancel: 'none' | 'pending' | 'sent' = 'none';
   /** Retransmission interval of Timer A/E. */

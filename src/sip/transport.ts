@@ -13,12 +13,11 @@
  */
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { isIP } from 'node:net';
 import { lookup as dnsLookup, LookupOptions } from 'node:dns';
 import type { Logger } from 'winston';
 import type { Peer, TransportName } from './policy';
 import { StreamFramer } from './framing';
-import { familyOf, normaliseAddress, isWildcard, HostPortSpec } from './address';
+import { familyOf, normaliseAddress, isWildcard, ipVersion, HostPortSpec } from './address';
 
 /** A bound listening address. `port` is the real port (also when 0 was asked for). */
 export interface LocalEndpoint {
@@ -421,7 +420,7 @@ function literalLookup(
   options: unknown,
   cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
-  const fam = isIP(host);
+  const fam = ipVersion(host);
   if (fam) return cb(null, host, fam);
   dnsLookup(host, { ...(options as LookupOptions), all: false }, (err, address, family) => cb(err, address as string, family as number));
 }

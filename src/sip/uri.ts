@@ -4,7 +4,10 @@
  * Parse errors throw UriError; tryParse* variants return undefined.
  */
 import { isIP } from 'node:net';
-import { Params, emptyParams, parseParams, percentDecode, isWs } from './syntax';
+import { ipVersion } from './address';
+import { Params, emptyParams, parseParams, percentDecode, isWs, parsePort } from './syntax';
+
+export { parsePort };
 
 export class UriError extends Error {
   constructor(message: string, readonly input: string) {
@@ -118,7 +121,7 @@ function parseSipBody(scheme: 'sip' | 'sips', rest: string, input: string): SipU
   const uri: SipUri = {
     scheme,
     host: host.toLowerCase(),
-    hostIsIp: isIP(host) !== 0,
+    hostIsIp: ipVersion(host) !== 0,
     params,
     userParams: emptyParams(),
     headers: parseUriHeaders(headersPart),
@@ -169,17 +172,6 @@ function parseUriHeaders(s: string): Record<string, string> {
     else out[percentDecode(pair.slice(0, eq))] = percentDecode(pair.slice(eq + 1));
   }
   return out;
-}
-
-export function parsePort(s: string): number | undefined {
-  if (s.length === 0 || s.length > 5) return undefined;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i) - 0x30;
-    if (c < 0 || c > 9) return undefined;
-    n = n * 10 + c;
-  }
-  return n <= 65535 ? n : undefined;
 }
 
 function isValidHostname(h: string): boolean {
