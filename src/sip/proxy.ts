@@ -25,9 +25,10 @@ import { keptCopy } from './out-buffer';
 import { stampReceived, needsStamp, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
-  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey, ExpiryQueue,
+  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
+import { TimerService, type TimerName } from './timer-service';
 import { EventLoopLag } from './event-loop-lag';
 import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
 import { textToBytes } from './syntax';
@@ -121,11 +122,9 @@ export class SipProxy extends EventEmitter {
   };
   private readonly lag = new EventLoopLag();
   private stopped = false;
-  /** Timers D, I, J, K, L, M: finished transactions end after a fixed time (see ExpiryQueue). */
-  private readonly serverLinger: ExpiryQueue<ServerTransaction>;
-  private readonly serverT4: ExpiryQueue<ServerTransaction>;
-  private readonly clientLinger: ExpiryQueue<ClientTransaction>;
-  private readonly clientT4: ExpiryQueue<ClientTransaction>;
+  /** The server and client transactions' timers; 'end' is D, I, J, K, L or M (see timer-service.ts). */
+  private readonly st: TimerService<ServerTransaction>;
+  private readonly ct: TimerService<ClientTransaction>;
 
   constructor(private readonly opts: ProxyOptions) {
     super();
@@ -133,12 +132,8 @@ export class SipProxy extends EventEmitter {
     this.log = opts.logger;
     this.t = { ...DEFAULT_TIMERS, ...(opts.timers ?? {}) };
     this.linger = Math.min(64 * this.t.T1, LINGER_CAP_MS);
-    const endServer = (tx: ServerTransaction): void => this.guard(() => this.terminateServer(tx));
-    const endClient = (c: ClientTransaction): void => this.guard(() => this.terminateClient(c));
-    this.serverLinger = new ExpiryQueue(this.linger, endServer);
-    this.serverT4 = new ExpiryQueue(this.t.T4, endServer);
-    this.clientLinger = new ExpiryQueue(this.linger, endClient);
-    this.clientT4 = new ExpiryQueue(this.t.T4, endClient);
+    this.st = new TimerService((tx, name) => this.guard(() => this.serverTimer(tx, name)));
+    this.ct = new TimerService((c, name) => this.guard(() => this.clientTimer(c, name)));
   }
 
   async start(): Promise<void> {
@@ -172,10 +167,8 @@ export class SipProxy extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     this.lag.stop();
-    for (const tx of this.server.values()) tx.timers.clearAll();
-    for (const c of this.client.values()) c.timers.clearAll();
-    for (const q of [this.serverLinger, this.serverT4]) q.clear();
-    for (const q of [this.clientLinger, this.clientT4]) q.clear();
+    this.st.stop();
+    this.ct.stop();
     this.server.clear();
     this.client.clear();
     this.upstreamDialogs.clear();
@@ -361,10 +354,10 @@ export class SipProxy extends EventEmitter {
       // the downstream ACK was already sent by our client transaction (§17.1.1.3).
       if (tx.state === 'completed') {
         tx.state = 'confirmed';
-        tx.timers.clear('G');
-        tx.timers.clear('H');
+        this.st.clear(tx, 'G');
+        this.st.clear(tx, 'H');
         if (tx.reliable) this.terminateServer(tx);
-        else this.serverT4.add(tx); // Timer I
+        else this.st.set(tx, 'end', this.t.T4); // Timer I
       }
       this.counters.retransmissionsAbsorbed++;
       return;
@@ -426,9 +419,7 @@ export class SipProxy extends EventEmitter {
       return this.admissionFailed(tx, err);
     }
     if (isThenable<Rejection | null>(r)) {
-      tx.timers.set('admit', this.linger, () =>
-        this.guard(() => this.admissionFailed(tx, new Error('admitInvite did not settle in time'))),
-      );
+      this.st.set(tx, 'admit', this.linger);
       r.then(
         (v) => this.guard(() => this.admitted(tx, req, v)),
         (err: unknown) => this.guard(() => this.admissionFailed(tx, err)),
@@ -440,7 +431,7 @@ export class SipProxy extends EventEmitter {
 
   private admitted(tx: ServerTransaction, req: SipRequest, rej: Rejection | null): void {
     tx.pending = false;
-    tx.timers.clear('admit');
+    this.st.clear(tx, 'admit');
     if (this.stopped) return;
     if (tx.hasFinal || tx.state === 'terminated') {
       // Answered meanwhile (CANCEL, admission timeout): a late "yes" must not leak a call slot.
@@ -466,7 +457,7 @@ export class SipProxy extends EventEmitter {
 
   private admissionFailed(tx: ServerTransaction, err: unknown): void {
     tx.pending = false;
-    tx.timers.clear('admit');
+    this.st.clear(tx, 'admit');
     if (this.stopped || tx.hasFinal || tx.state === 'terminated') return;
     this.log.error({ message: 'policy.admitInvite failed, answering 500', callId: tx.callId, error: (err as Error)?.message ?? String(err) });
     this.respond(tx, 500, 'Server Internal Error');
@@ -693,11 +684,11 @@ export class SipProxy extends EventEmitter {
     });
     if (!c.reliable) {
       c.interval = this.t.T1;
-      c.timers.set('A', c.interval, () => this.guard(() => this.retransmitClient(c)));
+      this.ct.set(c, 'A', c.interval);
     }
     // Timer B (INVITE) / F (non-INVITE): 64*T1.
-    c.timers.set('B', 64 * this.t.T1, () => this.guard(() => this.clientTimeout(c)));
-    if (c.isInvite) c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+    this.ct.set(c, 'B', 64 * this.t.T1);
+    if (c.isInvite) this.ct.set(c, 'C', this.t.timerC);
   }
 
   /** Timer A (INVITE, doubling, until a provisional) / Timer E (non-INVITE, doubling up to T2). */
@@ -708,7 +699,7 @@ export class SipProxy extends EventEmitter {
       if (err) this.guard(() => this.clientError(c, err));
     });
     c.interval = c.isInvite ? c.interval * 2 : c.state === 'proceeding' ? this.t.T2 : Math.min(c.interval * 2, this.t.T2);
-    c.timers.set('A', c.interval, () => this.guard(() => this.retransmitClient(c)));
+    this.ct.set(c, 'A', c.interval);
   }
 
   /** Timer B/F fired: §16.8, behave as if a 408 had arrived. */
@@ -750,27 +741,51 @@ export class SipProxy extends EventEmitter {
   private sendCancel(c: ClientTransaction): void {
     if (c.cancel === 'sent' || !c.echo) return;
     c.cancel = 'sent';
-    c.timers.clear('C');
+    this.ct.clear(c, 'C');
     const cc = new ClientTransaction(c.branch, 'CANCEL', null, c.dest, c.local, buildCancel(c.echo));
     const old = this.client.get(cc.key);
     if (old) this.terminateClient(old);
     this.client.set(cc.key, cc);
     this.transmit(cc);
     // §9.1: without a final response 64*T1 after the CANCEL, give the INVITE up.
-    c.timers.set('cancel', 64 * this.t.T1, () => this.guard(() => {
-      if (c.state !== 'calling' && c.state !== 'proceeding') return;
-      this.terminateClient(c);
-      const tx = c.server;
-      if (tx && !tx.hasFinal) {
-        this.respond(tx, 487, 'Request Terminated');
-        if (tx.admitted) this.endCall(tx.callId, 'cancelled');
-      }
-    }));
+    this.ct.set(c, 'cancel', 64 * this.t.T1);
+  }
+
+  /** §9.1: no final response 64*T1 after our CANCEL: give the INVITE up. */
+  private cancelTimeout(c: ClientTransaction): void {
+    if (c.state !== 'calling' && c.state !== 'proceeding') return;
+    this.terminateClient(c);
+    const tx = c.server;
+    if (tx && !tx.hasFinal) {
+      this.respond(tx, 487, 'Request Terminated');
+      if (tx.admitted) this.endCall(tx.callId, 'cancelled');
+    }
+  }
+
+  private clientTimer(c: ClientTransaction, name: TimerName): void {
+    switch (name) {
+      case 'A': return this.retransmitClient(c);
+      case 'B': return this.clientTimeout(c);
+      case 'C': return this.timerC(c);
+      case 'cancel': return this.cancelTimeout(c);
+      case 'end': return this.terminateClient(c);
+      default: throw new Error(`no client transaction timer ${name}`);
+    }
+  }
+
+  private serverTimer(tx: ServerTransaction, name: TimerName): void {
+    switch (name) {
+      case 'G': return this.retransmitFinal(tx);
+      case 'H': return this.terminateServer(tx);
+      case 'admit': return this.admissionFailed(tx, new Error('admitInvite did not settle in time'));
+      case 'end': return this.terminateServer(tx);
+      default: throw new Error(`no server transaction timer ${name}`);
+    }
   }
 
   private terminateClient(c: ClientTransaction): void {
     c.state = 'terminated';
-    c.timers.clearAll();
+    this.ct.clearAll(c);
     if (this.client.get(c.key) === c) this.client.delete(c.key);
     c.buf = null;
     c.forgetRequest();
@@ -779,11 +794,11 @@ export class SipProxy extends EventEmitter {
 
   private completeNonInvite(c: ClientTransaction): void {
     c.state = 'completed';
-    c.timers.clearAll();
+    this.ct.clearAll(c);
     c.buf = null;
     // Timer K: absorb response retransmissions for T4 (0 on reliable transports).
     if (c.reliable) this.terminateClient(c);
-    else this.clientT4.add(c); // Timer K
+    else this.ct.set(c, 'end', this.t.T4); // Timer K
   }
 
   // ======================= responses (§16.7) =======================
@@ -820,10 +835,10 @@ export class SipProxy extends EventEmitter {
       if (c.state !== 'proceeding') return;
       c.provisional = true;
       if (c.isInvite) {
-        c.timers.clear('A');
-        c.timers.clear('B');
+        this.ct.clear(c, 'A');
+        this.ct.clear(c, 'B');
         // §16.7 step 2: a provisional response restarts Timer C.
-        if (c.cancel !== 'sent' && !c.timers.refresh('C')) c.timers.set('C', this.t.timerC, () => this.guard(() => this.timerC(c)));
+        if (c.cancel !== 'sent') this.ct.set(c, 'C', this.t.timerC);
         if (c.cancel === 'pending') this.sendCancel(c);
       }
       // §16.7 step 5: 100 Trying is hop-by-hop; we sent our own.
@@ -837,10 +852,10 @@ export class SipProxy extends EventEmitter {
           if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
           // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
           c.state = 'accepted';
-          c.timers.clearAll();
+          this.ct.clearAll(c);
           c.buf = null;
           c.forgetRequest();
-          this.clientLinger.add(c); // Timer M
+          this.ct.set(c, 'end', this.linger); // Timer M
         }
       } else {
         if (c.state === 'completed' || c.state === 'terminated') return;
@@ -864,12 +879,12 @@ export class SipProxy extends EventEmitter {
         });
       }
       c.state = 'completed';
-      c.timers.clearAll();
+      this.ct.clearAll(c);
       c.buf = null;
       c.forgetRequest();
       // Timer D: absorb retransmissions of the final response (0 on reliable transports).
       if (c.reliable) this.terminateClient(c);
-      else this.clientLinger.add(c); // Timer D
+      else this.ct.set(c, 'end', this.linger); // Timer D
     } else {
       if (c.state === 'completed' || c.state === 'terminated') return;
       this.completeNonInvite(c);
@@ -904,10 +919,10 @@ export class SipProxy extends EventEmitter {
       if (tx.state === 'proceeding') {
         tx.lastStatus = status;
         tx.state = 'accepted';
-        tx.timers.clearAll();
+        this.st.clearAll(tx);
         tx.last = null;
         tx.tpl = null;
-        this.serverLinger.add(tx); // Timer L
+        this.st.set(tx, 'end', this.linger); // Timer L
         if (tx.admitted) this.answered(tx.callId);
         else if (tx.fromUpstream) this.rememberUpstreamDialog(tx.callId);
       }
@@ -949,25 +964,25 @@ export class SipProxy extends EventEmitter {
     // Kept for retransmissions until the transaction ends (see out-buffer.ts for why a copy).
     tx.last = tx.reliable && !tx.isInvite ? buf : keptCopy(buf);
     tx.lastStatus = status;
-    tx.timers.clear('admit');
+    this.st.clear(tx, 'admit');
     this.sendToPeer(tx, buf);
     tx.state = 'completed';
     tx.tpl = null;
     if (tx.isInvite && status >= 300) {
       if (!tx.reliable) {
         tx.interval = this.t.T1;
-        tx.timers.set('G', tx.interval, () => this.guard(() => this.retransmitFinal(tx)));
+        this.st.set(tx, 'G', tx.interval);
       }
       // Timer H: give up waiting for the ACK.
-      tx.timers.set('H', 64 * this.t.T1, () => this.guard(() => this.terminateServer(tx)));
+      this.st.set(tx, 'H', 64 * this.t.T1);
     } else if (tx.isInvite) {
       tx.state = 'accepted';
-      this.serverLinger.add(tx); // Timer L
+      this.st.set(tx, 'end', this.linger); // Timer L
     } else if (tx.reliable) {
       this.terminateServer(tx);
     } else {
       // Timer J: absorb request retransmissions.
-      this.serverLinger.add(tx); // Timer J
+      this.st.set(tx, 'end', this.linger); // Timer J
     }
   }
 
@@ -976,12 +991,12 @@ export class SipProxy extends EventEmitter {
     if (tx.state !== 'completed' || !tx.last) return;
     this.sendToPeer(tx, tx.last);
     tx.interval = Math.min(tx.interval * 2, this.t.T2);
-    tx.timers.set('G', tx.interval, () => this.guard(() => this.retransmitFinal(tx)));
+    this.st.set(tx, 'G', tx.interval);
   }
 
   private terminateServer(tx: ServerTransaction): void {
     tx.state = 'terminated';
-    tx.timers.clearAll();
+    this.st.clearAll(tx);
     if (this.server.get(tx.key) === tx) this.server.delete(tx.key);
     tx.last = null;
     tx.tpl = null;
@@ -1076,7 +1091,7 @@ export class SipProxy extends EventEmitter {
     if (conn && !conn.closed && dest.transport !== 'udp') {
       // The caller's own connection (it may not accept new ones: NAT, §18.2.2).
       this.transport!.send(dest, buf, { conn });
-      c.timers.set('B', 64 * this.t.T1, () => this.guard(() => this.clientTimeout(c)));
+      this.ct.set(c, 'B', 64 * this.t.T1);
       return;
     }
     this.transmit(c);

@@ -1,6 +1,6 @@
 import { responseTemplate, buildResponse } from '../../../src/sip/build';
 import { parseMessage, type SipRequest } from '../../../src/sip/message';
-import { ExpiryQueue, Timers } from '../../../src/sip/transaction';
+import { TimerService, type TimerOwner } from '../../../src/sip/timer-service';
 
 const request = (lines: string[]): SipRequest => parseMessage(Buffer.from([...lines, 'Content-Length: 0', '', ''].join('\r\n'), 'latin1')) as SipRequest;
 
@@ -33,96 +33,108 @@ describe('responseTemplate (RFC 3261 §8.2.6.2)', () => {
   });
 });
 
-describe('Timers', () => {
+describe('TimerService (RFC 3261 §17 timers)', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  it('refresh() restarts a running timer with its duration and callback', () => {
-    const t = new Timers();
-    const fn = jest.fn();
-    expect(t.refresh('C')).toBe(false);
-    t.set('C', 100, fn);
-    jest.advanceTimersByTime(60);
-    expect(t.refresh('C')).toBe(true);
-    jest.advanceTimersByTime(60);
-    expect(fn).not.toHaveBeenCalled();
-    jest.advanceTimersByTime(40);
-    expect(fn).toHaveBeenCalledTimes(1);
-    expect(t.size).toBe(0);
-    expect(t.refresh('C')).toBe(false);
-  });
-
-  it('set, replace, clear and clearAll keep the named timers apart, also past four at once', () => {
-    const t = new Timers();
+  interface Owner extends TimerOwner {
+    id: string;
+  }
+  const owner = (id: string): Owner => ({ id, timerEntries: null });
+  const service = (): { timers: TimerService<Owner>; fired: string[] } => {
     const fired: string[] = [];
-    for (const n of ['A', 'B', 'C', 'D', 'E', 'F']) t.set(n, 10, () => fired.push(n));
-    expect(t.size).toBe(6);
-    t.set('B', 30, () => fired.push('B2')); // replaces B
-    t.clear('D');
-    expect(t.has('D')).toBe(false);
-    expect(t.size).toBe(5);
-    jest.advanceTimersByTime(10);
-    expect(fired.sort()).toEqual(['A', 'C', 'E', 'F']);
-    expect(t.size).toBe(1);
-    expect(t.has('B')).toBe(true);
-    jest.advanceTimersByTime(20);
-    expect(fired).toContain('B2');
-    expect(fired).not.toContain('B');
-    expect(t.size).toBe(0);
-    t.set('G', 5, () => fired.push('G'));
-    t.set('H', 5, () => fired.push('H'));
-    t.clearAll();
-    expect(t.size).toBe(0);
-    jest.advanceTimersByTime(10);
-    expect(fired).not.toContain('G');
-    expect(fired).not.toContain('H');
-    t.set('I', 5, () => fired.push('I'));
-    jest.advanceTimersByTime(5);
-    expect(fired).toContain('I');
-  });
-});
+    return { timers: new TimerService<Owner>((o, name) => fired.push(`${o.id}:${name}`)), fired };
+  };
 
-describe('ExpiryQueue (Timers D, I, J, K, L, M)', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
-
-  const target = (id: string): { id: string; timers: Timers } => ({ id, timers: new Timers() });
-
-  it('ends each target its duration after it was added, in order, and skips those whose timers were cleared', () => {
-    const ended: string[] = [];
-    const q = new ExpiryQueue<{ id: string; timers: Timers }>(100, (t) => ended.push(t.id));
-    const a = target('a');
-    const b = target('b');
-    const c = target('c');
-    q.add(a);
+  it('refresh() restarts a running timer with its own duration', () => {
+    const { timers, fired } = service();
+    const o = owner('o');
+    expect(timers.refresh(o, 'C')).toBe(false);
+    timers.set(o, 'C', 100);
+    jest.advanceTimersByTime(60);
+    expect(timers.refresh(o, 'C')).toBe(true);
+    jest.advanceTimersByTime(60);
+    expect(fired).toEqual([]);
     jest.advanceTimersByTime(40);
-    q.add(b);
-    q.add(c);
-    c.timers.clearAll(); // as terminate or a new state would
-    jest.advanceTimersByTime(58);
-    expect(ended).toEqual([]);
-    jest.advanceTimersByTime(2);
-    expect(ended).toEqual(['a']);
-    jest.advanceTimersByTime(38);
-    expect(ended).toEqual(['a']);
-    jest.advanceTimersByTime(2);
-    expect(ended).toEqual(['a', 'b']);
-    expect(q.size).toBe(0);
-    q.add(c); // re-added after the clear: fires again
-    jest.advanceTimersByTime(100);
-    expect(ended).toEqual(['a', 'b', 'c']);
+    expect(fired).toEqual(['o:C']);
+    expect(timers.size).toBe(0);
+    expect(timers.refresh(o, 'C')).toBe(false);
   });
 
-  it('clear() drops everything and leaves no timer running', () => {
-    const ended: string[] = [];
-    const q = new ExpiryQueue<{ id: string; timers: Timers }>(10, (t) => ended.push(t.id));
-    for (let i = 0; i < 3000; i++) q.add(target(String(i)));
+  it('set, replace, clear and clearAll keep the named timers of each owner apart', () => {
+    const { timers, fired } = service();
+    const o = owner('o');
+    const p = owner('p');
+    for (const n of ['A', 'B', 'C', 'G', 'H', 'admit'] as const) timers.set(o, n, 10);
+    timers.set(p, 'A', 10);
+    expect(timers.size).toBe(7);
+    timers.set(o, 'B', 30); // replaces B
+    timers.clear(o, 'G');
+    expect(timers.has(o, 'G')).toBe(false);
+    expect(timers.has(p, 'A')).toBe(true);
+    expect(timers.size).toBe(6);
     jest.advanceTimersByTime(10);
-    expect(ended.length).toBe(3000);
-    q.add(target('x'));
-    q.clear();
+    expect(fired.sort()).toEqual(['o:A', 'o:C', 'o:H', 'o:admit', 'p:A']);
+    expect(timers.size).toBe(1);
+    expect(timers.has(o, 'B')).toBe(true);
+    jest.advanceTimersByTime(20);
+    expect(fired.filter((f) => f === 'o:B')).toEqual(['o:B']);
+    expect(timers.size).toBe(0);
+    timers.set(o, 'G', 5);
+    timers.set(o, 'H', 5);
+    timers.clearAll(o);
+    expect(timers.size).toBe(0);
+    jest.advanceTimersByTime(10);
+    expect(fired).not.toContain('o:G');
+    timers.set(o, 'end', 5); // entries are reused after firing or clearing
+    jest.advanceTimersByTime(5);
+    expect(fired).toContain('o:end');
+    expect(o.timerEntries!.length).toBe(7);
+  });
+
+  it('entries of one duration fire in the order they were set, each its duration after it was set', () => {
+    const { timers, fired } = service();
+    const [a, b, c] = [owner('a'), owner('b'), owner('c')];
+    timers.set(a, 'end', 100);
+    jest.advanceTimersByTime(40);
+    timers.set(b, 'end', 100);
+    timers.set(c, 'end', 100);
+    timers.clearAll(c); // as terminate or a new state would
+    jest.advanceTimersByTime(58);
+    expect(fired).toEqual([]);
+    jest.advanceTimersByTime(2);
+    expect(fired).toEqual(['a:end']);
+    jest.advanceTimersByTime(38);
+    expect(fired).toEqual(['a:end']);
+    jest.advanceTimersByTime(2);
+    expect(fired).toEqual(['a:end', 'b:end']);
+    timers.set(c, 'end', 100); // set again after the clear: fires again
+    jest.advanceTimersByTime(100);
+    expect(fired).toEqual(['a:end', 'b:end', 'c:end']);
+  });
+
+  it('a timer set from a firing one runs too, and one Node timer a duration serves them all', () => {
+    const fired: string[] = [];
+    const timers: TimerService<Owner> = new TimerService<Owner>((o, name) => {
+      fired.push(`${o.id}:${name}`);
+      if (name === 'A' && fired.length < 4) timers.set(o, 'A', 10); // a retransmission timer re-arming itself
+    });
+    for (let i = 0; i < 3000; i++) timers.set(owner(String(i)), 'B', 50);
+    timers.set(owner('x'), 'A', 10);
+    expect(jest.getTimerCount()).toBe(2);
+    jest.advanceTimersByTime(30);
+    expect(fired).toEqual(['x:A', 'x:A', 'x:A']);
+    jest.advanceTimersByTime(20);
+    expect(fired.length).toBe(3004);
+  });
+
+  it('stop() drops everything and leaves no timer running', () => {
+    const { timers, fired } = service();
+    for (let i = 0; i < 10; i++) timers.set(owner(String(i)), 'H', 10);
+    timers.stop();
     expect(jest.getTimerCount()).toBe(0);
     jest.advanceTimersByTime(100);
-    expect(ended).not.toContain('x');
+    expect(fired).toEqual([]);
+    expect(timers.size).toBe(0);
   });
 });
