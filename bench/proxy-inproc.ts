@@ -31,7 +31,7 @@ const UAC: Peer = { transport: 'udp', address: IP, port: 17201 };
 const UAS: Peer = { transport: 'udp', address: IP, port: 17080 };
 
 interface Internals {
-  transport: { onMessage: (m: InboundMessage) => void; send: (dest: Peer, data: Buffer) => void; endpoints(): LocalEndpoint[] };
+  transport: { onMessage: (m: InboundMessage) => void; send: (dest: Peer, data: string) => void; endpoints(): LocalEndpoint[] };
 }
 
 const sdp = 'v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
@@ -59,9 +59,9 @@ export async function runProxyInproc(calls = 10_000, rounds = 5): Promise<{ usPe
   await proxy.start();
   const t = (proxy as unknown as Internals).transport;
   const local = t.endpoints()[0];
-  const sent: Array<[Peer, Buffer]> = [];
+  const sent: Array<[Peer, string]> = [];
   t.send = (dest, data) => void sent.push([dest, data]);
-  const deliver = (peer: Peer, text: string): void => t.onMessage({ data: Buffer.from(text, 'latin1'), peer, local });
+  const deliver = (peer: Peer, text: string): void => t.onMessage({ data: text, peer, local });
   const proxyAt = `${IP}:${local.port}`;
   let seq = 0;
 
@@ -75,7 +75,7 @@ export async function runProxyInproc(calls = 10_000, rounds = 5): Promise<{ usPe
       `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: sip:sipp@${IP}:${UAC.port}`, 'Max-Forwards: 70', 'Subject: Performance Test',
       'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp,
     ].join('\r\n'));
-    const fwd = sent[sent.length - 1][1].toString('latin1');
+    const fwd = sent[sent.length - 1][1];
     const vias = fieldLines(fwd, 'Via');
     const rr = fieldLines(fwd, 'Record-Route');
     const toTagged = `${to};tag=${n}SIPpTag01${n}`;
@@ -90,7 +90,7 @@ export async function runProxyInproc(calls = 10_000, rounds = 5): Promise<{ usPe
         `Call-ID: ${callId}`, `CSeq: ${cseq} ${method}`, `Contact: sip:sipp@${IP}:${UAC.port}`, 'Max-Forwards: 70', 'Subject: Performance Test', 'Content-Length: 0', '', ''].join('\r\n');
     deliver(UAC, inDialog('ACK', 1, '5'));
     deliver(UAC, inDialog('BYE', 2, '7'));
-    const bye = sent[sent.length - 1][1].toString('latin1');
+    const bye = sent[sent.length - 1][1];
     const byeVias = fieldLines(bye, 'Via');
     deliver(UAS, [`SIP/2.0 200 OK`, ...byeVias, from, toTagged, `Call-ID: ${callId}`, 'CSeq: 2 BYE', 'Content-Length: 0', '', ''].join('\r\n'));
   };
@@ -99,7 +99,7 @@ export async function runProxyInproc(calls = 10_000, rounds = 5): Promise<{ usPe
   const driverOnly = (): void => {
     const n = seq;
     const text = [`INVITE sip:095550111@${proxyAt} SIP/2.0`, `Via: SIP/2.0/UDP ${IP}:${UAC.port};branch=z9hG4bK-4242-${n}-0`, `Call-ID: ${n}`, '', sdp].join('\r\n');
-    for (let k = 0; k < 6; k++) Buffer.from(text + k, 'latin1');
+    for (let k = 0; k < 6; k++) void (text + k).length;
     fieldLines(text, 'Via');
     fieldLines(text, 'Record-Route');
   };
@@ -151,7 +151,7 @@ export async function runProxyInproc(calls = 10_000, rounds = 5): Promise<{ usPe
 }
 
 if (require.main === module) {
-  runProxyInproc().then(
+  runProxyInproc(Number(process.env.CALLS ?? 10_000)).then(
     () => process.exit(0),
     (err) => {
       console.error(err);

@@ -5,7 +5,6 @@
  */
 import type { SipRequest, SipResponse } from './message';
 import { textToBytes } from './syntax';
-import { latin1Buffer } from './out-buffer';
 
 /**
  * What a response needs from its request, captured once (§8.2.6.2: Via values, From, To, Call-ID,
@@ -30,12 +29,11 @@ export interface ResponseExtras {
   headers?: Array<[string, string]>;
 }
 
-export function buildResponse(tpl: ResponseTemplate, status: number, reason: string, extras: ResponseExtras = {}): Buffer {
+export function buildResponse(tpl: ResponseTemplate, status: number, reason: string, extras: ResponseExtras = {}): string {
   const to = tpl.toHasTag || !extras.toTag ? tpl.to : `${tpl.to};tag=${extras.toTag}`;
   let s = `SIP/2.0 ${status} ${sanitise(reason)}\r\n${tpl.head}\r\nTo: ${to}\r\n`;
   if (extras.headers) for (const [name, value] of extras.headers) s += `${sanitise(name)}: ${sanitise(value)}\r\n`;
-  s += 'Content-Length: 0\r\n\r\n';
-  return latin1Buffer(s);
+  return s + 'Content-Length: 0\r\n\r\n';
 }
 
 /** Header text from a policy or an error message: no CR/LF injection, UTF-8 as bytes. */
@@ -76,20 +74,19 @@ export function inviteEcho(fwd: SipRequest, ourVia: string): InviteEcho {
 }
 
 /** §9.1: CANCEL with the INVITE's Request-URI, top Via (same branch), Route, From, To, Call-ID, CSeq number. */
-export function buildCancel(e: InviteEcho, reasonHeader?: string): Buffer {
+export function buildCancel(e: InviteEcho, reasonHeader?: string): string {
   let s = `CANCEL ${textToBytes(e.uri)} SIP/2.0\r\nVia: ${e.via}\r\n`;
   for (const r of e.routes) s += r + '\r\n';
   s += `Max-Forwards: ${e.maxForwards}\r\n${e.from}\r\n${e.to}\r\n${e.callId}\r\nCSeq: ${e.cseq} CANCEL\r\n`;
   if (reasonHeader) s += `Reason: ${reasonHeader}\r\n`;
-  s += 'Content-Length: 0\r\n\r\n';
-  return latin1Buffer(s);
+  return s + 'Content-Length: 0\r\n\r\n';
 }
 
 /** §17.1.1.3: ACK for a non-2xx final response, To taken from the response (it carries the tag). */
-export function buildAck(e: InviteEcho, res: SipResponse): Buffer {
+export function buildAck(e: InviteEcho, res: SipResponse): string {
   const toLine = res.fieldLines('to')[0] ?? e.to;
   let s = `ACK ${textToBytes(e.uri)} SIP/2.0\r\nVia: ${e.via}\r\n`;
   for (const r of e.routes) s += r + '\r\n';
   s += `Max-Forwards: 70\r\n${e.from}\r\n${toLine}\r\n${e.callId}\r\nCSeq: ${e.cseq} ACK\r\nContent-Length: 0\r\n\r\n`;
-  return latin1Buffer(s);
+  return s;
 }

@@ -15,7 +15,6 @@ import { splitCommaSpans, textToBytes } from './syntax';
 import type { ClientTransaction, ServerTransaction } from './transaction';
 import type { Connection, LocalEndpoint } from './transport';
 import { parseNameAddr } from './uri';
-import { latin1Buffer } from './out-buffer';
 
 export interface DialogRecord {
   callId: string;
@@ -125,11 +124,10 @@ export interface ByeParts {
 }
 
 /** §15.1.1: a BYE within the dialog. Values are byte strings except `reason`, which is text. */
-export function buildBye(p: ByeParts): Buffer {
+export function buildBye(p: ByeParts): string {
   let s = `BYE ${p.target} SIP/2.0\r\nVia: ${p.via}\r\n`;
   for (const r of p.routes) s += `Route: ${r}\r\n`;
   s += `Max-Forwards: 70\r\nFrom: ${p.from}\r\nTo: ${p.to}\r\nCall-ID: ${p.callId}\r\nCSeq: ${p.cseq} BYE\r\n`;
   if (p.reason) s += `Reason: ${textToBytes(p.reason.replace(/[\r\n]+/g, ' '))}\r\n`;
-  s += 'Content-Length: 0\r\n\r\n';
-  return latin1Buffer(s);
+  return s + 'Content-Length: 0\r\n\r\n';
 }

@@ -21,7 +21,6 @@ import { parseHostPortSpec, familyOf, defaultPort } from './address';
 import { Router } from './router';
 import { responseTemplate, buildResponse, buildAck, buildCancel } from './build';
 import { branchFor, isOurBranch, newTag } from './ids';
-import { keptCopy } from './out-buffer';
 import { stampReceived, needsStamp, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
@@ -597,7 +596,7 @@ export class SipProxy extends EventEmitter {
     const branch = branchFor(tx.key);
     const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
     req.prependHeader('Via', via);
-    const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toBuffer());
+    const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toText());
     if (c.isInvite) c.fwd = req;
     const old = this.client.get(c.key);
     if (old) this.terminateClient(old);
@@ -658,7 +657,7 @@ export class SipProxy extends EventEmitter {
       this.decrementMaxForwards(req);
       req.prependHeader('Via', formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch));
       this.counters.forwarded++;
-      this.transport!.send(dest, req.toBuffer(), { local: ep }, (err) => {
+      this.transport!.send(dest, req.toText(), { local: ep }, (err) => {
         if (err) this.sendError(dest, err);
       });
     };
@@ -873,7 +872,7 @@ export class SipProxy extends EventEmitter {
       if (c.state !== 'calling' && c.state !== 'proceeding') return;
       // §17.1.1.3: the proxy's client transaction ACKs a non-2xx final response itself.
       if (c.echo) {
-        c.ack = keptCopy(buildAck(c.echo, res));
+        c.ack = buildAck(c.echo, res);
         this.transport!.send(c.dest, c.ack, { local: c.local }, (err) => {
           if (err) this.sendError(c.dest, err);
         });
@@ -901,21 +900,21 @@ export class SipProxy extends EventEmitter {
     const dest: Peer = { transport, address: t.address, port: t.port };
     const conn = transport === 'udp' ? undefined : this.transport!.findConnection(transport, t.address, t.port);
     const local = transport === 'udp' ? this.transport!.endpointFor('udp', familyOf(t.address)) : undefined;
-    this.transport!.send(dest, res.toBuffer(), { conn, local }, (err) => {
+    this.transport!.send(dest, res.toText(), { conn, local }, (err) => {
       if (err) this.sendError(dest, err);
     });
   }
 
   private relayProvisional(tx: ServerTransaction, res: SipResponse): void {
     if (tx.hasFinal || tx.state === 'terminated') return;
-    this.sendProvisional(tx, res.toBuffer(), res.status);
+    this.sendProvisional(tx, res.toText(), res.status);
   }
 
   private relayFinal(tx: ServerTransaction, res: SipResponse, status: number): void {
     if (tx.watch !== undefined) this.reportAnswer(tx, status);
     if (status < 300 && tx.isInvite) {
       // §16.7 step 10: every 2xx to an INVITE is forwarded, also after another final response.
-      this.sendToPeer(tx, res.toBuffer());
+      this.sendToPeer(tx, res.toText());
       if (tx.state === 'proceeding') {
         tx.lastStatus = status;
         tx.state = 'accepted';
@@ -929,13 +928,13 @@ export class SipProxy extends EventEmitter {
       return;
     }
     if (tx.hasFinal || tx.state === 'terminated') return;
-    this.sendFinal(tx, res.toBuffer(), status);
+    this.sendFinal(tx, res.toText(), status);
     if (tx.isInvite && tx.admitted) this.endCall(tx.callId, status === 487 || tx.cancelled ? 'cancelled' : 'rejected');
   }
 
   // ======================= server transactions (§17.2) =======================
 
-  private sendToPeer(tx: ServerTransaction, buf: Buffer): void {
+  private sendToPeer(tx: ServerTransaction, buf: string): void {
     const cb = (err: Error | null): void => {
       if (err) this.sendError(tx.peer, err);
     };
@@ -946,7 +945,7 @@ export class SipProxy extends EventEmitter {
     else transport.send(tx.peer, buf, { local: tx.local }); // UDP failures are logged by the transport
   }
 
-  private sendProvisional(tx: ServerTransaction, buf: Buffer, status: number): void {
+  private sendProvisional(tx: ServerTransaction, buf: string, status: number): void {
     tx.last = buf;
     tx.lastStatus = status;
     this.sendToPeer(tx, buf);
@@ -960,9 +959,9 @@ export class SipProxy extends EventEmitter {
   }
 
   /** Sends a final (non-2xx for INVITE) response and starts Timers G/H or J (§17.2.1, §17.2.2). */
-  private sendFinal(tx: ServerTransaction, buf: Buffer, status: number): void {
-    // Kept for retransmissions until the transaction ends (see out-buffer.ts for why a copy).
-    tx.last = tx.reliable && !tx.isInvite ? buf : keptCopy(buf);
+  private sendFinal(tx: ServerTransaction, buf: string, status: number): void {
+    // Kept for retransmissions until the transaction ends.
+    tx.last = buf;
     tx.lastStatus = status;
     this.st.clear(tx, 'admit');
     this.sendToPeer(tx, buf);

@@ -189,18 +189,12 @@ export function textToBytes(s: string): string {
 }
 
 /**
- * Buffer's own latin1 methods. They are on Buffer.prototype (since Node 0.x) but not in
- * @types/node; Buffer#write and #toString wrap them in argument checks and an encoding switch,
- * which the proxy would pay on every message it reads and writes.
+ * Buffer's own latin1 decoder. It is on Buffer.prototype (since Node 0.x) but not in @types/node;
+ * Buffer#toString wraps it in argument checks and an encoding switch, which the proxy would pay
+ * on every message it takes in.
  */
 interface Latin1Methods {
-  latin1Write(s: string, offset: number): number;
   latin1Slice(start: number, end: number): string;
-}
-
-/** buf.write(s, offset, 'latin1'): returns the bytes written. */
-export function latin1Write(buf: Buffer, s: string, offset: number): number {
-  return (buf as unknown as Latin1Methods).latin1Write(s, offset);
 }
 
 /** buf.toString('latin1', start, end). */

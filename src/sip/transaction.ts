@@ -57,7 +57,7 @@ export class ServerTransaction implements TimerOwner {
   state: ServerState = 'proceeding';
   timerEntries: TimerEntry[] | null = null;
   /** Last response sent (provisional or final), re-sent when the request is retransmitted. */
-  last: Buffer | null = null;
+  last: string | null = null;
   lastStatus = 0;
   /** To tag used by responses this proxy generates for this transaction. */
   toTag?: string;
@@ -105,7 +105,7 @@ export class ClientTransaction implements TimerOwner {
   state: ClientState = 'calling';
   timerEntries: TimerEntry[] | null = null;
   /** The request as sent, for retransmissions; dropped once a response arrives. */
-  buf: Buffer | null;
+  buf: string | null;
   /** INVITE only: the request as forwarded (after the proxy's edits), while its ACK or CANCEL may be needed. */
   fwd: SipRequest | null = null;
   private echoOf: InviteEcho | null = null;
@@ -129,7 +129,7 @@ export class ClientTransaction implements TimerOwner {
   /** Retransmission interval of Timer A/E. */
   interval = 0;
   /** The ACK sent for a non-2xx final response, re-sent when that response is retransmitted. */
-  ack: Buffer | null = null;
+  ack: string | null = null;
 
   constructor(
     readonly branch: string,
@@ -137,7 +137,7 @@ export class ClientTransaction implements TimerOwner {
     readonly server: ServerTransaction | null,
     readonly dest: Peer,
     readonly local: LocalEndpoint | undefined,
-    buf: Buffer,
+    buf: string,
   ) {
     this.buf = buf;
     this.key = clientKey(branch, method);

@@ -17,6 +17,7 @@ import { lookup as dnsLookup, LookupOptions } from 'node:dns';
 import type { Logger } from 'winston';
 import type { Peer, TransportName } from './policy';
 import { StreamFramer } from './framing';
+import { latin1Slice } from './syntax';
 import { familyOf, normaliseAddress, isWildcard, ipVersion, HostPortSpec } from './address';
 
 /** A bound listening address. `port` is the real port (also when 0 was asked for). */
@@ -40,7 +41,8 @@ export interface Connection {
 }
 
 export interface InboundMessage {
-  data: Buffer;
+  /** The message as a latin1 byte string (one char per byte). */
+  data: string;
   peer: Peer;
   local: LocalEndpoint;
   /** Set for stream transports: the connection it arrived on. */
@@ -207,7 +209,7 @@ export class TransportLayer {
    * right family (symmetric replies), else from the first UDP socket of the destination's family.
    * `cb` gets every failure (no listener, socket error, connect refused), exactly once.
    */
-  send(dest: Peer, data: Buffer, opts: { conn?: Connection; local?: LocalEndpoint } = {}, cb?: SendCallback): void {
+  send(dest: Peer, data: string, opts: { conn?: Connection; local?: LocalEndpoint } = {}, cb?: SendCallback): void {
     const done = once(cb);
     try {
       if (this.stopping) return done(new Error('transport stopped'));
@@ -262,10 +264,11 @@ export class TransportLayer {
   }
 
   private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, local: LocalEndpoint): void {
+    const data = latin1Slice(msg, 0, msg.length);
     // RFC 5626 keep-alives over UDP are STUN; peers also send bare CRLFs. Neither is SIP.
-    if (msg.length < 16 && isBlank(msg)) return;
+    if (data.length < 16 && isBlank(data)) return;
     const peer: Peer = { transport: 'udp', address: normaliseAddress(rinfo.address), port: rinfo.port };
-    this.deliver({ data: msg, peer, local });
+    this.deliver({ data, peer, local });
   }
 
   /**
@@ -273,7 +276,7 @@ export class TransportLayer {
    * 'error' event (logged in bindUdp); with one, Node adds a tick and a request object per packet,
    * so callers pass one only when a failure changes what they do.
    */
-  private sendUdp(dest: Peer, data: Buffer, local: LocalEndpoint | undefined, done?: SendCallback): void {
+  private sendUdp(dest: Peer, data: string, local: LocalEndpoint | undefined, done?: SendCallback): void {
     const family = familyOf(dest.address);
     let ep = local && local.transport === 'udp' ? this.udp.find((u) => u.local === local) : undefined;
     if (ep && ep.local.family !== family && !isWildcard(ep.local.address)) ep = undefined;
@@ -283,8 +286,9 @@ export class TransportLayer {
       if (done) return done(err);
       throw err;
     }
-    if (done) ep.socket.send(data, dest.port, dest.address, (err) => done(err ?? null));
-    else ep.socket.send(data, dest.port, dest.address);
+    const bytes = Buffer.from(data, 'latin1');
+    if (done) ep.socket.send(bytes, dest.port, dest.address, (err) => done(err ?? null));
+    else ep.socket.send(bytes, dest.port, dest.address);
   }
 
   // ---------------- streams ----------------
@@ -374,9 +378,9 @@ export class TransportLayer {
     for (const cb of w) cb(err);
   }
 
-  private writeStream(c: StreamConnection, data: Buffer, done: SendCallback): void {
+  private writeStream(c: StreamConnection, data: string, done: SendCallback): void {
     if (!c.ready) c.waiting.push(done);
-    c.socket.write(data, (err) => done(err ?? null));
+    c.socket.write(data, 'latin1', (err) => done(err ?? null));
   }
 
   private onStreamData(c: StreamConnection, chunk: Buffer): void {
@@ -385,10 +389,10 @@ export class TransportLayer {
       if (ev.kind === 'ping') {
         c.socket.write(PONG);
       } else if (ev.kind === 'message') {
-        this.deliver({ data: ev.data, peer: c.remote, local: c.local, conn: c });
+        this.deliver({ data: latin1Slice(ev.data, 0, ev.data.length), peer: c.remote, local: c.local, conn: c });
       } else {
         this.log.warn({ message: 'dropping stream connection', remote: peerText(c.remote), transport: c.transport, reason: ev.reason });
-        if (ev.head) this.deliver({ data: ev.head, peer: c.remote, local: c.local, conn: c, framingError: ev.reason });
+        if (ev.head) this.deliver({ data: latin1Slice(ev.head, 0, ev.head.length), peer: c.remote, local: c.local, conn: c, framingError: ev.reason });
         // Let a 400 written by the handler go out before closing.
         c.socket.end();
         setTimeout(() => c.socket.destroy(), 1000).unref();
@@ -425,8 +429,11 @@ function literalLookup(
   dnsLookup(host, { ...(options as LookupOptions), all: false }, (err, address, family) => cb(err, address as string, family as number));
 }
 
-function isBlank(b: Buffer): boolean {
-  for (const x of b) if (x !== 0x0d && x !== 0x0a && x !== 0x20 && x !== 0x09 && x !== 0) return false;
+function isBlank(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const x = s.charCodeAt(i);
+    if (x !== 0x0d && x !== 0x0a && x !== 0x20 && x !== 0x09 && x !== 0) return false;
+  }
   return true;
 }
 

@@ -29,7 +29,7 @@ describe('responseTemplate (RFC 3261 §8.2.6.2)', () => {
     );
     expect(tpl.to).toBe('<sip:b@h>;tag=t2');
     expect(tpl.toHasTag).toBe(true);
-    expect(buildResponse(tpl, 200, 'OK').toString('latin1')).toBe(`SIP/2.0 200 OK\r\n${tpl.head}\r\nTo: <sip:b@h>;tag=t2\r\nContent-Length: 0\r\n\r\n`);
+    expect(buildResponse(tpl, 200, 'OK')).toBe(`SIP/2.0 200 OK\r\n${tpl.head}\r\nTo: <sip:b@h>;tag=t2\r\nContent-Length: 0\r\n\r\n`);
   });
 });
 
