@@ -11,7 +11,7 @@
 import type { InviteEcho } from './build';
 import type { SipResponse } from './message';
 import type { Peer } from './policy';
-import { splitCommaSpans, textToBytes } from './syntax';
+import { splitCommaSpans, textToBytes, own } from './syntax';
 import type { ClientTransaction, ServerTransaction } from './transaction';
 import type { Connection, LocalEndpoint } from './transport';
 import { parseNameAddr } from './uri';
@@ -98,14 +98,16 @@ export function dialogRecordOf(
     callerPeer: tx.peer,
     callerLocal: tx.local,
     callerConn: tx.conn,
-    callerTarget,
-    callerRoutes: sets.toCaller,
+    // The record lives as long as the call: its strings are made its own, so it does not keep
+    // the INVITE and the 2xx alive (see own()).
+    callerTarget: own(callerTarget),
+    callerRoutes: sets.toCaller.map(own),
     calleeDest: c.dest,
     calleeLocal: c.local,
-    calleeTarget,
-    calleeRoutes: sets.toCallee,
-    from: fieldValue(echo.from),
-    to: fieldValue(res.fieldLines('to')[0] ?? ''),
+    calleeTarget: own(calleeTarget),
+    calleeRoutes: sets.toCallee.map(own),
+    from: own(fieldValue(echo.from)),
+    to: own(fieldValue(res.fieldLines('to')[0] ?? '')),
     callerCseq: echo.cseq,
     calleeCseq: 0,
   };

@@ -4,6 +4,7 @@ import type { CallAttempt, Verdict } from '../core/types';
 import { monotonicNow } from '../clock';
 import { DecisionLog, type DecisionLogMode } from './decision-log';
 import { identityOf, toCallAttempt } from './call-attempt';
+import { own } from './syntax';
 import type { CallEndReason, CallObserver, LiveCall, UpstreamAnswerEvent } from './call-events';
 import type { SipRequest } from './message';
 import type { Peer, ProxyPolicy, Rejection, TransportName } from './policy';
@@ -101,7 +102,7 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
         callId: attempt.callId,
         account: verdict.account ?? '',
         source: from.address,
-        dialled: attempt.dialled,
+        dialled: own(attempt.dialled), // kept for the call: not a view of the INVITE (see own())
         normalised: verdict.normalised,
         international: verdict.international === true,
         admittedAt: Date.now(),

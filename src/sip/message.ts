@@ -15,7 +15,7 @@
  * return UTF-8 text; mutators take text.
  */
 import { Via, parseVia } from './via';
-import { splitCommaSpans, firstSpan, bytesToText, textToBytes, isWs, latin1Slice } from './syntax';
+import { splitCommaSpans, firstSpan, bytesToText, textToBytes, isWs, latin1Slice, own } from './syntax';
 import { tryParseNameAddr } from './uri';
 
 /** Why a message could not be parsed. `header` names the offending header (or "start-line", "body"). */
@@ -428,8 +428,9 @@ abstract class SipMessageBase {
   }
 
   get callId(): string {
-    // Read several times a message (transaction, policy, dialog tables): found and decoded once.
-    if (this._callId === undefined) this._callId = this.header('call-id') ?? '';
+    // Read several times a message (transaction, policy, dialog tables): found and decoded once,
+    // as a string of its own, because those tables keep it (see own()).
+    if (this._callId === undefined) this._callId = own(this.header('call-id') ?? '');
     return this._callId;
   }
 

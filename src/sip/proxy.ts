@@ -30,7 +30,7 @@ import { LogThrottle } from './log-throttle';
 import { TimerService, type TimerName } from './timer-service';
 import { EventLoopLag } from './event-loop-lag';
 import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
-import { textToBytes } from './syntax';
+import { textToBytes, own } from './syntax';
 
 export interface ProxyOptions {
   /** "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:[::1]:5060"; port 0 picks a free port (tests). */
@@ -333,7 +333,7 @@ export class SipProxy extends EventEmitter {
     const fallback: Peer = m.conn
       ? { transport: m.peer.transport, address: via.received ?? m.peer.address, port: via.port ?? defaultPort(m.peer.transport) }
       : m.peer;
-    const tx = new ServerTransaction(key, req.method, req.callId, m.peer, m.local, m.conn, fallback, this.isFromUpstream(m, via), responseTemplate(req));
+    const tx = new ServerTransaction(own(key), req.method, req.callId, m.peer, m.local, m.conn, fallback, this.isFromUpstream(m, via), responseTemplate(req));
     this.server.set(key, tx);
     return tx;
   }
@@ -960,8 +960,8 @@ export class SipProxy extends EventEmitter {
 
   /** Sends a final (non-2xx for INVITE) response and starts Timers G/H or J (§17.2.1, §17.2.2). */
   private sendFinal(tx: ServerTransaction, buf: string, status: number): void {
-    // Kept for retransmissions until the transaction ends.
-    tx.last = buf;
+    // Kept for retransmissions until the transaction ends: flat, so it holds no received message.
+    tx.last = own(buf);
     tx.lastStatus = status;
     this.st.clear(tx, 'admit');
     this.sendToPeer(tx, buf);
