@@ -1,5 +1,6 @@
 /*
- * udp_batch.c - batched UDP I/O for Node.js on Linux (recvmmsg/sendmmsg).
+ * udp_batch.c - batched UDP I/O for Node.js on Linux (recvmmsg/sendmmsg),
+ * for TollGuard's embedded SIP proxy.  TypeScript face: src/sip/udp-batch.ts.
  *
  * Why: node:dgram pays one recvmsg + one JS callback (with a fresh Buffer and
  * an rinfo object holding an address string) per received datagram, and one
@@ -13,6 +14,8 @@
  * environment's own loop, N-API calls, finalizers), so no locking is needed.
  *
  * Plain C, N-API version 8, no dependencies.  Linux only (recvmmsg/sendmmsg).
+ * Without it (another OS, no compiler at install time) the proxy stays on
+ * node:dgram: native/install.js lets a failed build pass.
  */
 #define _GNU_SOURCE
 #ifndef NAPI_VERSION
@@ -35,19 +38,15 @@
 
 /* ---- sizes ------------------------------------------------------------ */
 
-#ifndef RX_SLOTS /* overridable only for the unbatched comparison build */
-#define RX_SLOTS 64
-#endif
+#define RX_SLOTS 64 /* datagrams per recvmmsg */
 /* 65536 > the largest UDP payload over IPv4 (65507) and IPv6 without
  * jumbograms (65527), so the kernel can never truncate into a slot.  The
  * arena is 4 MiB of address space, but only the pages a datagram actually
  * touched become resident. */
 #define RX_SLOT_BYTES 65536
 #define RX_MAX_PER_WAKEUP 256 /* so one busy socket cannot starve the loop */
-#define META_FIELDS 8         /* see fill_meta() */
-#ifndef TX_SLOTS /* overridable only for the unbatched comparison build */
-#define TX_SLOTS 64
-#endif
+#define META_FIELDS 9         /* see fill_meta() */
+#define TX_SLOTS 64           /* datagrams per sendmmsg */
 #define TX_BYTES (256 * 1024) /* copy area for queued payloads */
 #define TX_MAX_DGRAM 65535
 
@@ -75,14 +74,8 @@ typedef struct {
   int32_t *meta;
 } rxmem_t;
 
-/* Live allocations, process-wide (workers too, hence atomics); exported
- * for leak tests only. */
-static int live_socks, live_rxmem;
-#define LIVE(var, d) __atomic_add_fetch(&(var), (d), __ATOMIC_RELAXED)
-
 static void rxmem_release(rxmem_t *m) {
   if (--m->refs > 0) return;
-  LIVE(live_rxmem, -1);
   big_free(m->arena, (size_t)RX_SLOTS * RX_SLOT_BYTES);
   free(m->meta);
   free(m);
@@ -143,7 +136,6 @@ typedef struct {
 
 static void sock_unref(sock_t *s) {
   if (--s->refs > 0) return;
-  LIVE(live_socks, -1);
   if (s->rx) rxmem_release(s->rx);
   big_free(s->tbuf, TX_BYTES);
   free(s);
@@ -189,11 +181,6 @@ static void report_pending_exception(napi_env env) {
 static uint32_t arg_u32(napi_env env, napi_value v, uint32_t dflt) {
   uint32_t r;
   return napi_get_value_uint32(env, v, &r) == napi_ok ? r : dflt;
-}
-
-static int64_t arg_i64(napi_env env, napi_value v, int64_t dflt) {
-  int64_t r;
-  return napi_get_value_int64(env, v, &r) == napi_ok ? r : dflt;
 }
 
 /* Handles are externals type-tagged by createSocket, so an external made
@@ -333,8 +320,13 @@ static void on_prepare(uv_prepare_t *h) {
 /* ---- receiving -------------------------------------------------------- */
 
 /* Meta record per kept datagram (Int32, META_FIELDS each):
- *   [0] offset in arena  [1] length  [2] source port  [3] family (4 or 6)
- *   [4..7] source address words (IPv4: [4] only). */
+ *   [0] offset in arena  [1] length  [2] source port
+ *   [3] address form, 4 or 6.  An IPv4-mapped source (::ffff:a.b.c.d: an
+ *       IPv4 peer of a dual-stack udp6 socket) is given as 4, because the
+ *       proxy names IPv4 peers a.b.c.d everywhere, and a send to a.b.c.d
+ *       on that socket maps the address back (text_to_sockaddr).
+ *   [4..7] source address words (IPv4: [4] only)
+ *   [8] IPv6 scope id, 0 if none (the kernel sets it for link-local). */
 static int fill_meta(sock_t *s, int n) {
   int32_t *m = s->rx->meta;
   int kept = 0;
@@ -344,12 +336,23 @@ static int fill_meta(sock_t *s, int n) {
       s->st.rx_truncated++;
       continue;
     }
+    const struct sockaddr_storage *ss = &s->rname[i];
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
     int32_t *r = m + kept * META_FIELDS;
     r[0] = i * RX_SLOT_BYTES;
     r[1] = (int32_t)s->rmsg[i].msg_len;
-    r[2] = sockaddr_port(&s->rname[i]);
-    r[3] = s->rname[i].ss_family == AF_INET ? 4 : 6;
-    sockaddr_to_words(&s->rname[i], r + 4);
+    r[2] = sockaddr_port(ss);
+    if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+      uint32_t v4;
+      memcpy(&v4, &a6->sin6_addr.s6_addr[12], 4);
+      r[3] = 4;
+      r[4] = (int32_t)ntohl(v4);
+      r[5] = r[6] = r[7] = r[8] = 0;
+    } else {
+      r[3] = ss->ss_family == AF_INET ? 4 : 6;
+      sockaddr_to_words(ss, r + 4);
+      r[8] = ss->ss_family == AF_INET6 ? (int32_t)a6->sin6_scope_id : 0;
+    }
     kept++;
   }
   return kept;
@@ -538,8 +541,6 @@ static napi_value js_create_socket(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "udp_batch: out of memory");
     return NULL;
   }
-  LIVE(live_socks, 1);
-  LIVE(live_rxmem, 1);
   s->env = env;
   s->family = fam == 4 ? AF_INET : AF_INET6;
   s->rx = rx;
@@ -675,65 +676,37 @@ static napi_value js_set_receiver(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* send(handle, data, offset, length, port, a0[, a1, a2, a3[, scope]])
- * data: Buffer/TypedArray (offset/length in bytes, length < 0 = to end) or
- * an Array of them (concatenated; offset/length ignored).  Address words as
- * in the meta array.  Returns false if the datagram was dropped because the
- * queue is full and the socket buffer is full (EAGAIN). */
+/* send(handle, data, port, a0[, a1, a2, a3, scope])
+ * data: a Uint8Array (Buffers are Uint8Arrays; its byteOffset is honoured).
+ * Address words as in the meta array, from the wrapper's text cache.
+ * Returns false if the datagram was dropped because the queue is full and
+ * the socket buffer is full (EAGAIN). */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  ARGS(10);
+  ARGS(8);
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
   if (s->closed) {
     throw_errno(env, EBADF, "send", "(socket is closed)");
     return NULL;
   }
-  enum { MAXPARTS = 16 };
-  const uint8_t *part[MAXPARTS];
-  size_t plen[MAXPARTS], total = 0;
-  uint32_t nparts = 0;
-  bool is_array = false;
-  napi_is_array(env, argv[1], &is_array);
-  if (is_array) {
-    CHECK(napi_get_array_length(env, argv[1], &nparts));
-    if (nparts > MAXPARTS) {
-      napi_throw_range_error(env, NULL, "too many buffers");
-      return NULL;
-    }
-    for (uint32_t i = 0; i < nparts; i++) {
-      napi_value el;
-      void *d;
-      CHECK(napi_get_element(env, argv[1], i, &el));
-      if (napi_get_buffer_info(env, el, &d, &plen[i]) != napi_ok) {
-        napi_throw_type_error(env, NULL, "array elements must be Buffers");
-        return NULL;
-      }
-      part[i] = d;
-      total += plen[i];
-    }
-  } else {
-    void *d;
-    size_t blen;
-    if (napi_get_buffer_info(env, argv[1], &d, &blen) != napi_ok) {
-      napi_throw_type_error(env, NULL, "data must be a Buffer or an Array");
-      return NULL;
-    }
-    int64_t off = arg_i64(env, argv[2], 0), len = arg_i64(env, argv[3], -1);
-    if (len < 0) len = (int64_t)blen - off;
-    if (off < 0 || len < 0 || (uint64_t)(off + len) > blen) {
-      napi_throw_range_error(env, NULL, "offset/length out of range");
-      return NULL;
-    }
-    nparts = 1;
-    part[0] = (const uint8_t *)d + off;
-    plen[0] = (size_t)len;
-    total = (size_t)len;
+  const uint8_t *src;
+  size_t total;
+  bool is_ta = false;
+  napi_typedarray_type tt;
+  void *d;
+  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[1], &tt, &total, &d, NULL, NULL) !=
+          napi_ok ||
+      tt != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "data must be a Uint8Array or Buffer");
+    return NULL;
   }
+  src = d; /* napi_get_typedarray_info's data already includes byteOffset */
   if (total > TX_MAX_DGRAM) {
     throw_errno(env, EMSGSIZE, "send", NULL);
     return NULL;
   }
-  uint32_t port = arg_u32(env, argv[4], 0);
+  uint32_t port = arg_u32(env, argv[2], 0);
   if (port == 0 || port > 65535) {
     napi_throw_range_error(env, NULL, "port must be 1..65535");
     return NULL;
@@ -750,11 +723,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   }
 
   unsigned k = s->tq_count;
-  uint8_t *dst = s->tbuf + s->tq_bytes;
-  for (uint32_t i = 0; i < nparts; i++) {
-    memcpy(dst, part[i], plen[i]);
-    dst += plen[i];
-  }
+  if (total) memcpy(s->tbuf + s->tq_bytes, src, total);
   s->tiov[k].iov_base = s->tbuf + s->tq_bytes;
   s->tiov[k].iov_len = total;
   struct sockaddr_storage *ss = &s->tname[k];
@@ -762,7 +731,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     struct sockaddr_in *a = (struct sockaddr_in *)ss;
     a->sin_family = AF_INET;
     a->sin_port = htons((uint16_t)port);
-    a->sin_addr.s_addr = htonl(arg_u32(env, argv[5], 0));
+    a->sin_addr.s_addr = htonl(arg_u32(env, argv[3], 0));
     s->tmsg[k].msg_hdr.msg_namelen = sizeof *a;
   } else {
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
@@ -770,10 +739,10 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     a->sin6_family = AF_INET6;
     a->sin6_port = htons((uint16_t)port);
     for (int i = 0; i < 4; i++) {
-      uint32_t w = htonl(arg_u32(env, argv[5 + i], 0));
+      uint32_t w = htonl(arg_u32(env, argv[3 + i], 0));
       memcpy(&a->sin6_addr.s6_addr[4 * i], &w, 4);
     }
-    a->sin6_scope_id = arg_u32(env, argv[9], 0);
+    a->sin6_scope_id = arg_u32(env, argv[7], 0);
     s->tmsg[k].msg_hdr.msg_namelen = sizeof *a;
   }
   s->tq_count++;
@@ -842,13 +811,25 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "txDropped", t->tx_dropped);
   set_num(env, o, "txQueued", s->tq_count - s->tq_head);
   set_num(env, o, "lastErrno", t->last_errno);
-  set_num(env, o, "rcvbuf", s->rcvbuf);
-  set_num(env, o, "sndbuf", s->sndbuf);
-  set_num(env, o, "closed", s->closed);
   return o;
 }
 
-/* address(handle) -> [family, port, a0, a1, a2, a3] of the bound socket. */
+/* bufferSizes(handle) -> {recv, send}: what getsockopt reported after the
+ * setsockopt at creation (Linux doubles the value asked for, capped by
+ * net.core.rmem_max/wmem_max). */
+static napi_value js_buffer_sizes(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  napi_value o;
+  CHECK(napi_create_object(env, &o));
+  set_num(env, o, "recv", s->rcvbuf);
+  set_num(env, o, "send", s->sndbuf);
+  return o;
+}
+
+/* address(handle) -> [family, port, a0, a1, a2, a3, scope] of the bound
+ * socket. */
 static napi_value js_address(napi_env env, napi_callback_info info) {
   ARGS(1);
   sock_t *s = get_sock(env, argv[0]);
@@ -859,13 +840,16 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
     throw_errno(env, s->closed ? EBADF : errno, "getsockname", NULL);
     return NULL;
   }
-  int32_t v[6];
+  int32_t v[7];
   v[0] = ss.ss_family == AF_INET ? 4 : 6;
   v[1] = sockaddr_port(&ss);
   sockaddr_to_words(&ss, v + 2);
+  v[6] = ss.ss_family == AF_INET6
+             ? (int32_t)((struct sockaddr_in6 *)&ss)->sin6_scope_id
+             : 0;
   napi_value arr, x;
-  CHECK(napi_create_array_with_length(env, 6, &arr));
-  for (uint32_t i = 0; i < 6; i++) {
+  CHECK(napi_create_array_with_length(env, 7, &arr));
+  for (uint32_t i = 0; i < 7; i++) {
     CHECK(napi_create_int32(env, v[i], &x));
     CHECK(napi_set_element(env, arr, i, x));
   }
@@ -901,31 +885,30 @@ static napi_value js_parse_address(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* formatAddress(family, a0, a1, a2, a3) -> text.  Cache-miss path only. */
+/* formatAddress(family, a0, a1, a2, a3, scope) -> text.  Cache-miss path
+ * only.  Formatted the way node:dgram reports addresses (node's
+ * AddressToJS): libuv's inet_ntop, and "%<interface>" after a link-local
+ * IPv6 address with a scope id. */
 static napi_value js_format_address(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  char txt[INET6_ADDRSTRLEN];
+  ARGS(6);
+  char txt[INET6_ADDRSTRLEN + 1 + UV_IF_NAMESIZE];
   uint8_t b[16];
   int fam = arg_u32(env, argv[0], 4) == 6 ? AF_INET6 : AF_INET;
   for (int i = 0; i < (fam == AF_INET ? 1 : 4); i++) {
     uint32_t w = htonl(arg_u32(env, argv[1 + i], 0));
     memcpy(b + 4 * i, &w, 4);
   }
-  inet_ntop(fam, b, txt, sizeof txt);
+  if (uv_inet_ntop(fam, b, txt, INET6_ADDRSTRLEN) != 0) txt[0] = 0;
+  uint32_t scope = arg_u32(env, argv[5], 0);
+  struct in6_addr a6;
+  memcpy(&a6, b, sizeof a6);
+  if (fam == AF_INET6 && scope && IN6_IS_ADDR_LINKLOCAL(&a6)) {
+    size_t n = strlen(txt), room = sizeof txt - n - 1;
+    txt[n] = '%';
+    if (uv_if_indextoiid(scope, txt + n + 1, &room) != 0) txt[n] = 0;
+  }
   napi_value r;
   CHECK(napi_create_string_utf8(env, txt, NAPI_AUTO_LENGTH, &r));
-  return r;
-}
-
-/* liveCounts() -> [sockets, receive arenas] still allocated (leak tests). */
-static napi_value js_live_counts(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value r, x;
-  CHECK(napi_create_array_with_length(env, 2, &r));
-  CHECK(napi_create_int32(env, LIVE(live_socks, 0), &x));
-  CHECK(napi_set_element(env, r, 0, x));
-  CHECK(napi_create_int32(env, LIVE(live_rxmem, 0), &x));
-  CHECK(napi_set_element(env, r, 1, x));
   return r;
 }
 
@@ -939,7 +922,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"flush", js_flush},                {"close", js_close},
       {"ref", js_ref},                    {"stats", js_stats},
       {"address", js_address},            {"parseAddress", js_parse_address},
-      {"formatAddress", js_format_address}, {"liveCounts", js_live_counts},
+      {"formatAddress", js_format_address}, {"bufferSizes", js_buffer_sizes},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
@@ -951,7 +934,5 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value v;
   if (napi_create_int32(env, META_FIELDS, &v) == napi_ok)
     napi_set_named_property(env, exports, "META_FIELDS", v);
-  if (napi_create_int32(env, RX_SLOTS, &v) == napi_ok)
-    napi_set_named_property(env, exports, "RX_SLOTS", v);
   return exports;
 }
