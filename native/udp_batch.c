@@ -48,6 +48,9 @@
 #define META_FIELDS 9         /* see fill_meta() */
 #define TX_SLOTS 64           /* datagrams per sendmmsg */
 #define TX_BYTES (256 * 1024) /* copy area for queued payloads */
+/* One spare byte: napi_get_value_string_latin1 always writes a NUL after
+ * the bytes it copies, and a string may end exactly at TX_BYTES. */
+#define TX_BUF_ALLOC (TX_BYTES + 1)
 #define TX_MAX_DGRAM 65535
 
 /* ---- memory shared with JS -------------------------------------------- */
@@ -137,7 +140,7 @@ typedef struct {
 static void sock_unref(sock_t *s) {
   if (--s->refs > 0) return;
   if (s->rx) rxmem_release(s->rx);
-  big_free(s->tbuf, TX_BYTES);
+  big_free(s->tbuf, TX_BUF_ALLOC);
   free(s);
 }
 
@@ -525,7 +528,7 @@ static napi_value js_create_socket(napi_env env, napi_callback_info info) {
 
   sock_t *s = calloc(1, sizeof *s);
   rxmem_t *rx = calloc(1, sizeof *rx);
-  if (s) s->tbuf = big_alloc(TX_BYTES);
+  if (s) s->tbuf = big_alloc(TX_BUF_ALLOC);
   if (rx) {
     rx->arena = big_alloc((size_t)RX_SLOTS * RX_SLOT_BYTES);
     rx->meta = calloc(RX_SLOTS * META_FIELDS, sizeof(int32_t));
@@ -536,7 +539,7 @@ static napi_value js_create_socket(napi_env env, napi_callback_info info) {
       free(rx->meta);
       free(rx);
     }
-    if (s) big_free(s->tbuf, TX_BYTES);
+    if (s) big_free(s->tbuf, TX_BUF_ALLOC);
     free(s);
     napi_throw_error(env, "ENOMEM", "udp_batch: out of memory");
     return NULL;
@@ -677,7 +680,11 @@ static napi_value js_set_receiver(napi_env env, napi_callback_info info) {
 }
 
 /* send(handle, data, port, a0[, a1, a2, a3, scope])
- * data: a Uint8Array (Buffers are Uint8Arrays; its byteOffset is honoured).
+ * data: a string of latin1 bytes (one char per byte, every char <= 0xFF:
+ * the proxy keeps SIP messages as such strings), copied straight into the
+ * send queue; or a Uint8Array (Buffers are Uint8Arrays; its byteOffset is
+ * honoured).  A char above 0xFF is sent as its low byte (V8's one-byte
+ * write truncates), as Buffer.from(str, 'latin1') would.
  * Address words as in the meta array, from the wrapper's text cache.
  * Returns false if the datagram was dropped because the queue is full and
  * the socket buffer is full (EAGAIN). */
@@ -689,19 +696,30 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     throw_errno(env, EBADF, "send", "(socket is closed)");
     return NULL;
   }
-  const uint8_t *src;
+  const uint8_t *src = NULL;
   size_t total;
-  bool is_ta = false;
-  napi_typedarray_type tt;
-  void *d;
-  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[1], &tt, &total, &d, NULL, NULL) !=
-          napi_ok ||
-      tt != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "data must be a Uint8Array or Buffer");
-    return NULL;
+  napi_valuetype vt;
+  CHECK(napi_typeof(env, argv[1], &vt));
+  bool is_string = vt == napi_string;
+  if (is_string) {
+    /* Length only (a NULL buffer): the size and queue rules below apply
+     * before a byte is copied, and then it is copied once, into the queue
+     * (no intermediate Buffer). */
+    CHECK(napi_get_value_string_latin1(env, argv[1], NULL, 0, &total));
+  } else {
+    bool is_ta = false;
+    napi_typedarray_type tt;
+    void *d;
+    if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
+        napi_get_typedarray_info(env, argv[1], &tt, &total, &d, NULL, NULL) !=
+            napi_ok ||
+        tt != napi_uint8_array) {
+      napi_throw_type_error(env, NULL,
+                            "data must be a latin1 string or a Uint8Array");
+      return NULL;
+    }
+    src = d; /* typedarray_info's data pointer already includes byteOffset */
   }
-  src = d; /* napi_get_typedarray_info's data already includes byteOffset */
   if (total > TX_MAX_DGRAM) {
     throw_errno(env, EMSGSIZE, "send", NULL);
     return NULL;
@@ -723,7 +741,17 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   }
 
   unsigned k = s->tq_count;
-  if (total) memcpy(s->tbuf + s->tq_bytes, src, total);
+  uint8_t *dst = s->tbuf + s->tq_bytes;
+  if (is_string) {
+    size_t copied = 0;
+    /* total + 1: room for the NUL it appends (see TX_BUF_ALLOC); the next
+     * queued message overwrites that byte. */
+    CHECK(napi_get_value_string_latin1(env, argv[1], (char *)dst, total + 1,
+                                       &copied));
+    total = copied; /* == total: the string cannot change in between */
+  } else if (total) {
+    memcpy(dst, src, total);
+  }
   s->tiov[k].iov_base = s->tbuf + s->tq_bytes;
   s->tiov[k].iov_len = total;
   struct sockaddr_storage *ss = &s->tname[k];
