@@ -643,14 +643,15 @@ static napi_value js_bind(napi_env env, napi_callback_info info) {
   uint32_t port = arg_u32(env, argv[2], 0);
   struct sockaddr_storage ss;
   socklen_t len;
-  if (port > 65535 ||
+  char d[sizeof txt + 16]; /* "address:port" for the error message */
+  snprintf(d, sizeof d, "%s:%u", txt, (unsigned)port);
+  /* n == sizeof txt - 1: the text was cut to fit, so it is no address */
+  if (n >= sizeof txt - 1 || port > 65535 ||
       text_to_sockaddr(s->family, txt, (int)port, &ss, &len) < 0) {
-    throw_errno(env, EINVAL, "bind", txt);
+    throw_errno(env, EINVAL, "bind", d);
     return NULL;
   }
   if (bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
-    char d[sizeof txt + 8];
-    snprintf(d, sizeof d, "%s:%u", txt, (unsigned)port);
     throw_errno(env, errno, "bind", d);
     return NULL;
   }
