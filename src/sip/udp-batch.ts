@@ -191,9 +191,11 @@ function load(): Native | undefined {
     if (isNative(mod)) native = mod;
     else unavailable = `${file} is not the udp_batch addon this code expects (rebuild it: npm run install)`;
   } catch (e) {
-    // The first line only: node adds the require stack below it.
-    const why = (e instanceof Error ? e.message : String(e)).split('\n', 1)[0];
-    const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+    // Not `instanceof Error`: under jest the error comes from another realm. The first line
+    // only: node adds the require stack below it.
+    const err = typeof e === 'object' && e !== null ? (e as { message?: unknown; code?: unknown }) : {};
+    const why = (typeof err.message === 'string' ? err.message : String(e)).split('\n', 1)[0];
+    const code = err.code;
     const hint = code === 'MODULE_NOT_FOUND' ? ' (npm install builds it; build/udp_batch-install.log says why it did not)' : '';
     unavailable = `cannot load ${file}: ${why}${hint}`;
   }
