@@ -8,15 +8,20 @@
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-# better-sqlite3 compiles from source when no prebuilt binary matches: give it a toolchain here,
-# so the runtime image needs none.
+# better-sqlite3 compiles from source when no prebuilt binary matches, and npm ci builds the
+# native UDP addon (native/udp_batch.c): give them a toolchain here, so the runtime image needs none.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json binding.gyp ./
+COPY native/ native/
 COPY src/ src/
-# npm ci runs "prepare", which builds dist/ with tsc.
-RUN npm ci && npm prune --omit=dev
+# npm ci runs "install", which builds build/Release/udp_batch.node (native/install.js), and
+# "prepare", which builds dist/ with tsc. install.js lets a failed native build pass, for machines
+# without a compiler; this stage has one, so a missing addon here is a bug: show node-gyp's log, stop.
+RUN npm ci \
+  && { test -f build/Release/udp_batch.node || { cat build/udp_batch-install.log; exit 1; }; } \
+  && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
@@ -24,6 +29,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules/ node_modules/
 COPY --from=build /app/dist/ dist/
+# The UDP addon, found by dist/sip/udp-batch.js at <package root>/build/Release/.
+COPY --from=build /app/build/Release/udp_batch.node build/Release/udp_batch.node
 # Defaults; mount your own rules over /app/rules (read-only is fine: the guard only reads them).
 COPY rules/ rules/
 USER node
