@@ -66,6 +66,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     listen,
     upstream,
     udpBufferBytes: rules.guard.sip.udp_buffer_bytes,
+    udpIo: rules.guard.sip.udp_io,
     overloadLagMs: rules.guard.sip.overload_lag_ms,
     policy,
     logger,
@@ -107,6 +108,7 @@ function warnAboutRestartOnlySettings(logger: Logger, opts: ServeOptions, prev: 
   if (!opts.listen && prev.guard.sip.listen.join(',') !== next.guard.sip.listen.join(',')) changed.push('sip.listen');
   if (!opts.upstream && prev.guard.sip.upstream !== next.guard.sip.upstream) changed.push('sip.upstream');
   if (prev.guard.sip.udp_buffer_bytes !== next.guard.sip.udp_buffer_bytes) changed.push('sip.udp_buffer_bytes');
+  if (prev.guard.sip.udp_io !== next.guard.sip.udp_io) changed.push('sip.udp_io');
   if (prev.guard.sip.overload_lag_ms !== next.guard.sip.overload_lag_ms) changed.push('sip.overload_lag_ms');
   if (changed.length > 0) {
     logger.warn({ message: 'rules reloaded; these settings take effect on restart', settings: changed });

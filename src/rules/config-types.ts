@@ -64,6 +64,8 @@ export interface GuardConfig {
     upstream: string;
     /** Socket buffer size for UDP, bytes. */
     udp_buffer_bytes?: number;
+    /** UDP I/O: the native recvmmsg/sendmmsg addon (batch), node:dgram, or batch when it loaded (auto, default). */
+    udp_io?: 'auto' | 'batch' | 'dgram';
     /** Embedded proxy: new calls get 503 while the event loop runs this late (ms; 0 = off; default 200). */
     overload_lag_ms?: number;
     /** Backstop: a concurrent-call slot is freed after this long even if no BYE was seen. */

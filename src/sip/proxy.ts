@@ -27,6 +27,7 @@ import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
+import type { UdpIo } from './udp-socket';
 import { TimerService, type TimerName } from './timer-service';
 import { EventLoopLag } from './event-loop-lag';
 import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
@@ -41,6 +42,8 @@ export interface ProxyOptions {
   advertise?: string;
   /** recvBufferSize/sendBufferSize on UDP sockets (default 8 MiB). */
   udpBufferBytes?: number;
+  /** UDP I/O layer (see udp-socket.ts): default 'auto'. */
+  udpIo?: UdpIo;
   policy: ProxyPolicy;
   logger: Logger;
   /** RFC 3261 timers in ms; tests shorten them. */
@@ -148,6 +151,7 @@ export class SipProxy extends EventEmitter {
       listen,
       logger: this.log,
       udpBufferBytes: this.opts.udpBufferBytes,
+      udpIo: this.opts.udpIo,
       idleTimeoutMs: this.opts.tcpIdleTimeoutMs,
       maxMessageBytes: this.opts.maxMessageBytes,
     });
@@ -159,7 +163,7 @@ export class SipProxy extends EventEmitter {
       this.log.warn({ message: 'no UDP listener of the upstream address family; requests to it will fail', upstream: this.opts.upstream });
     }
     if ((this.opts.overloadLagMs ?? DEFAULT_OVERLOAD_LAG_MS) > 0) this.lag.start();
-    this.log.info({ message: 'sip proxy listening', listen: this.addresses().map(peerText), upstream: peerText(this.upstream) });
+    this.log.info({ message: 'sip proxy listening', listen: this.addresses().map(peerText), upstream: peerText(this.upstream), udpIo: transport.udpIo() });
     this.emit('listening');
   }
 

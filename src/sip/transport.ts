@@ -11,14 +11,13 @@
  *   destination share one connection.
  * - Every socket error is logged and contained; nothing here throws into the event loop.
  */
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { lookup as dnsLookup, LookupOptions } from 'node:dns';
 import type { Logger } from 'winston';
 import type { Peer, TransportName } from './policy';
 import { StreamFramer } from './framing';
 import { latin1Slice } from './syntax';
-import { familyOf, normaliseAddress, isWildcard, ipVersion, HostPortSpec } from './address';
+import { bindUdpSocket, type SendCallback, type UdpIo, type UdpSocket } from './udp-socket';
+import { familyOf, normaliseAddress, isWildcard, HostPortSpec } from './address';
 
 /** A bound listening address. `port` is the real port (also when 0 was asked for). */
 export interface LocalEndpoint {
@@ -51,7 +50,7 @@ export interface InboundMessage {
   framingError?: string;
 }
 
-export type SendCallback = (err: Error | null) => void;
+export type { SendCallback };
 
 /** What a stream transport needs from node:net / node:tls. */
 export interface StreamFactory {
@@ -74,6 +73,8 @@ export interface TransportOptions {
   logger: Logger;
   /** recvBufferSize/sendBufferSize on UDP sockets. Default 8 MiB. */
   udpBufferBytes?: number;
+  /** UDP I/O layer: the native batch addon, node:dgram, or batch when it loaded (default). */
+  udpIo?: UdpIo;
   /** Largest message accepted on a stream; bigger → connection dropped. Default 64 KiB. */
   maxMessageBytes?: number;
   /** Stream connections without traffic this long are closed. Default 5 minutes. */
@@ -107,9 +108,11 @@ class StreamConnection implements Connection {
 }
 
 interface UdpEndpoint {
-  socket: dgram.Socket;
+  socket: UdpSocket;
   local: LocalEndpoint;
 }
+
+const NO_OPTS: { conn?: Connection; local?: LocalEndpoint } = {};
 
 interface StreamListener {
   server: net.Server;
@@ -169,13 +172,7 @@ export class TransportLayer {
     for (const c of this.conns.values()) c.socket.destroy();
     this.conns.clear();
     await Promise.all([
-      ...this.udp.map((u) => new Promise<void>((resolve) => {
-        try {
-          u.socket.close(() => resolve());
-        } catch {
-          resolve();
-        }
-      })),
+      ...this.udp.map((u) => u.socket.close()),
       ...this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))),
     ]);
     this.udp.length = 0;
@@ -209,7 +206,16 @@ export class TransportLayer {
    * right family (symmetric replies), else from the first UDP socket of the destination's family.
    * `cb` gets every failure (no listener, socket error, connect refused), exactly once.
    */
-  send(dest: Peer, data: string, opts: { conn?: Connection; local?: LocalEndpoint } = {}, cb?: SendCallback): void {
+  send(dest: Peer, data: string, opts: { conn?: Connection; local?: LocalEndpoint } = NO_OPTS, cb?: SendCallback): void {
+    if (dest.transport === 'udp' && !this.stopping && cb === undefined) {
+      // The proxy's usual send: no callback to wrap.
+      try {
+        this.sendUdp(dest, data, opts.local);
+      } catch (err) {
+        this.log.warn({ message: 'send failed', dest: peerText(dest), error: (err as Error).message });
+      }
+      return;
+    }
     const done = once(cb);
     try {
       if (this.stopping) return done(new Error('transport stopped'));
@@ -227,31 +233,27 @@ export class TransportLayer {
 
   // ---------------- UDP ----------------
 
-  private bindUdp(spec: HostPortSpec): Promise<void> {
+  private async bindUdp(spec: HostPortSpec): Promise<void> {
     const family = familyOf(spec.host);
     const size = this.opts.udpBufferBytes ?? 8 * 1024 * 1024;
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: size, sendBufferSize: size, lookup: literalLookup });
-    return new Promise<void>((resolve, reject) => {
-      const onBindError = (err: Error): void => reject(err);
-      socket.once('error', onBindError);
-      socket.bind({ address: spec.host, port: spec.port, exclusive: true }, () => {
-        socket.off('error', onBindError);
-        const a = socket.address();
-        const local: LocalEndpoint = { transport: 'udp', address: spec.host, port: a.port, family };
-        this.udp.push({ socket, local });
-        socket.on('error', (err) => this.log.warn({ message: 'udp socket error', local: `${spec.host}:${a.port}`, error: err.message }));
-        socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo, local));
-        this.checkUdpBuffers(socket, size, local);
-        resolve();
-      });
+    const local: LocalEndpoint = { transport: 'udp', address: spec.host, port: spec.port, family };
+    const socket = await bindUdpSocket({
+      spec,
+      bufferBytes: size,
+      io: this.opts.udpIo ?? 'auto',
+      logger: this.log,
+      onDatagram: (data, address, port) => this.deliver({ data, peer: { transport: 'udp', address, port }, local }),
     });
+    local.port = socket.port;
+    this.udp.push({ socket, local });
+    this.checkUdpBuffers(socket, size, local);
   }
 
-  private checkUdpBuffers(socket: dgram.Socket, wanted: number, local: LocalEndpoint): void {
+  private checkUdpBuffers(socket: UdpSocket, wanted: number, local: LocalEndpoint): void {
     try {
-      // Linux reports double the granted size; anything under half of what we asked for means the
-      // kernel capped it (net.core.rmem_max) and bursts will be dropped.
-      const got = socket.getRecvBufferSize();
+      // Linux reports double the granted size; anything under what we asked for means the kernel
+      // capped it (net.core.rmem_max) and bursts will be dropped.
+      const got = socket.bufferSizes().recv;
       if (got < wanted) {
         this.log.warn({
           message: 'UDP receive buffer smaller than configured (raise net.core.rmem_max)',
@@ -263,22 +265,14 @@ export class TransportLayer {
     }
   }
 
-  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, local: LocalEndpoint): void {
-    const data = latin1Slice(msg, 0, msg.length);
-    // RFC 5626 keep-alives over UDP are STUN; peers also send bare CRLFs. Neither is SIP.
-    if (data.length < 16 && isBlank(data)) return;
-    const peer: Peer = { transport: 'udp', address: normaliseAddress(rinfo.address), port: rinfo.port };
-    this.deliver({ data, peer, local });
+  /** The I/O layer of the UDP sockets ('batch' or 'dgram'), for the start-up log line. */
+  udpIo(): string | undefined {
+    return this.udp[0]?.socket.io;
   }
 
-  /**
-   * Without a callback the datagram goes out synchronously and a failure surfaces as the socket's
-   * 'error' event (logged in bindUdp); with one, Node adds a tick and a request object per packet,
-   * so callers pass one only when a failure changes what they do.
-   */
   private sendUdp(dest: Peer, data: string, local: LocalEndpoint | undefined, done?: SendCallback): void {
     const family = familyOf(dest.address);
-    let ep = local && local.transport === 'udp' ? this.udp.find((u) => u.local === local) : undefined;
+    let ep = local !== undefined && local.transport === 'udp' ? this.udpOf(local) : undefined;
     if (ep && ep.local.family !== family && !isWildcard(ep.local.address)) ep = undefined;
     ep ??= this.udp.find((u) => u.local.family === family);
     if (!ep) {
@@ -286,9 +280,13 @@ export class TransportLayer {
       if (done) return done(err);
       throw err;
     }
-    const bytes = Buffer.from(data, 'latin1');
-    if (done) ep.socket.send(bytes, dest.port, dest.address, (err) => done(err ?? null));
-    else ep.socket.send(bytes, dest.port, dest.address);
+    ep.socket.send(data, dest.port, dest.address, done);
+  }
+
+  private udpOf(local: LocalEndpoint): UdpEndpoint | undefined {
+    const udp = this.udp;
+    for (let i = 0; i < udp.length; i++) if (udp[i].local === local) return udp[i];
+    return undefined;
   }
 
   // ---------------- streams ----------------
@@ -412,29 +410,6 @@ export class TransportLayer {
   private maxMessageBytes(): number {
     return this.opts.maxMessageBytes ?? 64 * 1024;
   }
-}
-
-/**
- * dgram resolves every destination through dns.lookup, which answers IP literals on the next tick:
- * one extra tick and async-hooks scope per datagram. We only ever send to IP literals (names are
- * resolved above this layer), so answer at once; anything else still goes to dns.lookup.
- */
-function literalLookup(
-  host: string,
-  options: unknown,
-  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  const fam = ipVersion(host);
-  if (fam) return cb(null, host, fam);
-  dnsLookup(host, { ...(options as LookupOptions), all: false }, (err, address, family) => cb(err, address as string, family as number));
-}
-
-function isBlank(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const x = s.charCodeAt(i);
-    if (x !== 0x0d && x !== 0x0a && x !== 0x20 && x !== 0x09 && x !== 0) return false;
-  }
-  return true;
 }
 
 export function peerText(p: Peer): string {
