@@ -24,11 +24,11 @@ import { branchFor, isOurBranch, newTag } from './ids';
 import { stampReceived, needsStamp, viaResponseTarget, formatVia } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
-  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey, clientKey,
+  ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey,
 } from './transaction';
 import { LogThrottle } from './log-throttle';
 import type { UdpIo } from './udp-socket';
-import { TimerService, type TimerName } from './timer-service';
+import { TimerService, type TimerName, type TimerSlot } from './timer-service';
 import { EventLoopLag } from './event-loop-lag';
 import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
 import { textToBytes, own } from './syntax';
@@ -112,7 +112,9 @@ export class SipProxy extends EventEmitter {
   private router: Router | null = null;
   private upstream: Peer | null = null;
   private readonly server = new Map<string, ServerTransaction>();
+  /** Client transactions by our branch, CANCELs apart (they share their INVITE's branch). */
   private readonly client = new Map<string, ClientTransaction>();
+  private readonly cancels = new Map<string, ClientTransaction>();
   private readonly upstreamDialogs = new Map<string, number>();
   /** Admitted calls: ringing (server transaction, no final yet) and answered (dialog record), by Call-ID. */
   private readonly ringing = new Map<string, ServerTransaction>();
@@ -174,6 +176,7 @@ export class SipProxy extends EventEmitter {
     this.ct.stop();
     this.server.clear();
     this.client.clear();
+    this.cancels.clear();
     this.upstreamDialogs.clear();
     this.ringing.clear();
     this.dialogs.clear();
@@ -191,7 +194,7 @@ export class SipProxy extends EventEmitter {
   stats(): ProxyStats {
     return {
       serverTransactions: this.server.size,
-      clientTransactions: this.client.size,
+      clientTransactions: this.client.size + this.cancels.size,
       tcpConnections: this.transport?.connectionCount() ?? 0,
       upstreamDialogs: this.upstreamDialogs.size,
       admittedDialogs: this.dialogs.size,
@@ -338,7 +341,7 @@ export class SipProxy extends EventEmitter {
       ? { transport: m.peer.transport, address: via.received ?? m.peer.address, port: via.port ?? defaultPort(m.peer.transport) }
       : m.peer;
     const tx = new ServerTransaction(own(key), req.method, req.callId, m.peer, m.local, m.conn, fallback, this.isFromUpstream(m, via), responseTemplate(req));
-    this.server.set(key, tx);
+    this.server.set(tx.key, tx); // the transaction's own copy: `key` is a view of the request
     return tx;
   }
 
@@ -357,10 +360,9 @@ export class SipProxy extends EventEmitter {
       // the downstream ACK was already sent by our client transaction (§17.1.1.3).
       if (tx.state === 'completed') {
         tx.state = 'confirmed';
-        this.st.clear(tx, 'G');
-        this.st.clear(tx, 'H');
+        this.st.clear(tx.rt, 'G');
         if (tx.reliable) this.terminateServer(tx);
-        else this.st.set(tx, 'end', this.t.T4); // Timer I
+        else this.st.set(tx.dl, 'end', this.t.T4); // Timer I (replaces H)
       }
       this.counters.retransmissionsAbsorbed++;
       return;
@@ -422,7 +424,7 @@ export class SipProxy extends EventEmitter {
       return this.admissionFailed(tx, err);
     }
     if (isThenable<Rejection | null>(r)) {
-      this.st.set(tx, 'admit', this.linger);
+      this.st.set(tx.dl, 'admit', this.linger);
       r.then(
         (v) => this.guard(() => this.admitted(tx, req, v)),
         (err: unknown) => this.guard(() => this.admissionFailed(tx, err)),
@@ -434,7 +436,7 @@ export class SipProxy extends EventEmitter {
 
   private admitted(tx: ServerTransaction, req: SipRequest, rej: Rejection | null): void {
     tx.pending = false;
-    this.st.clear(tx, 'admit');
+    this.st.clear(tx.dl, 'admit');
     if (this.stopped) return;
     if (tx.hasFinal || tx.state === 'terminated') {
       // Answered meanwhile (CANCEL, admission timeout): a late "yes" must not leak a call slot.
@@ -460,7 +462,7 @@ export class SipProxy extends EventEmitter {
 
   private admissionFailed(tx: ServerTransaction, err: unknown): void {
     tx.pending = false;
-    this.st.clear(tx, 'admit');
+    this.st.clear(tx.dl, 'admit');
     if (this.stopped || tx.hasFinal || tx.state === 'terminated') return;
     this.log.error({ message: 'policy.admitInvite failed, answering 500', callId: tx.callId, error: (err as Error)?.message ?? String(err) });
     this.respond(tx, 500, 'Server Internal Error');
@@ -602,9 +604,9 @@ export class SipProxy extends EventEmitter {
     req.prependHeader('Via', via);
     const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toText());
     if (c.isInvite) c.fwd = req;
-    const old = this.client.get(c.key);
+    const old = this.client.get(c.branch);
     if (old) this.terminateClient(old);
-    this.client.set(c.key, c);
+    this.client.set(c.branch, c);
     tx.client = c;
     this.counters.forwarded++;
     this.transmit(c);
@@ -687,11 +689,12 @@ export class SipProxy extends EventEmitter {
     });
     if (!c.reliable) {
       c.interval = this.t.T1;
-      this.ct.set(c, 'A', c.interval);
+      this.ct.set(c.rt, 'A', c.interval);
     }
-    // Timer B (INVITE) / F (non-INVITE): 64*T1.
-    this.ct.set(c, 'B', 64 * this.t.T1);
-    if (c.isInvite) this.ct.set(c, 'C', this.t.timerC);
+    // Timer B (INVITE) / F (non-INVITE): 64*T1; an INVITE also has Timer C, and the earlier of
+    // the two is the one that can fire.
+    if (c.isInvite && this.t.timerC < 64 * this.t.T1) this.ct.set(c.dl, 'C', this.t.timerC);
+    else this.ct.set(c.dl, 'B', 64 * this.t.T1);
   }
 
   /** Timer A (INVITE, doubling, until a provisional) / Timer E (non-INVITE, doubling up to T2). */
@@ -702,7 +705,7 @@ export class SipProxy extends EventEmitter {
       if (err) this.guard(() => this.clientError(c, err));
     });
     c.interval = c.isInvite ? c.interval * 2 : c.state === 'proceeding' ? this.t.T2 : Math.min(c.interval * 2, this.t.T2);
-    this.ct.set(c, 'A', c.interval);
+    this.ct.set(c.rt, 'A', c.interval);
   }
 
   /** Timer B/F fired: §16.8, behave as if a 408 had arrived. */
@@ -744,14 +747,13 @@ export class SipProxy extends EventEmitter {
   private sendCancel(c: ClientTransaction): void {
     if (c.cancel === 'sent' || !c.echo) return;
     c.cancel = 'sent';
-    this.ct.clear(c, 'C');
     const cc = new ClientTransaction(c.branch, 'CANCEL', null, c.dest, c.local, buildCancel(c.echo));
-    const old = this.client.get(cc.key);
+    const old = this.cancels.get(cc.branch);
     if (old) this.terminateClient(old);
-    this.client.set(cc.key, cc);
+    this.cancels.set(cc.branch, cc);
     this.transmit(cc);
     // §9.1: without a final response 64*T1 after the CANCEL, give the INVITE up.
-    this.ct.set(c, 'cancel', 64 * this.t.T1);
+    this.ct.set(c.dl, 'cancel', 64 * this.t.T1); // replaces Timer C
   }
 
   /** §9.1: no final response 64*T1 after our CANCEL: give the INVITE up. */
@@ -763,6 +765,11 @@ export class SipProxy extends EventEmitter {
       this.respond(tx, 487, 'Request Terminated');
       if (tx.admitted) this.endCall(tx.callId, 'cancelled');
     }
+  }
+
+  private clearTimers<T extends ServerTransaction | ClientTransaction>(timers: TimerService<T>, t: T): void {
+    timers.clear(t.rt as TimerSlot<T>);
+    timers.clear(t.dl as TimerSlot<T>);
   }
 
   private clientTimer(c: ClientTransaction, name: TimerName): void {
@@ -788,8 +795,9 @@ export class SipProxy extends EventEmitter {
 
   private terminateClient(c: ClientTransaction): void {
     c.state = 'terminated';
-    this.ct.clearAll(c);
-    if (this.client.get(c.key) === c) this.client.delete(c.key);
+    this.clearTimers(this.ct, c);
+    const table = c.method === 'CANCEL' ? this.cancels : this.client;
+    if (table.get(c.branch) === c) table.delete(c.branch);
     c.buf = null;
     c.forgetRequest();
     c.ack = null;
@@ -797,11 +805,11 @@ export class SipProxy extends EventEmitter {
 
   private completeNonInvite(c: ClientTransaction): void {
     c.state = 'completed';
-    this.ct.clearAll(c);
+    this.clearTimers(this.ct, c);
     c.buf = null;
     // Timer K: absorb response retransmissions for T4 (0 on reliable transports).
     if (c.reliable) this.terminateClient(c);
-    else this.ct.set(c, 'end', this.t.T4); // Timer K
+    else this.ct.set(c.dl, 'end', this.t.T4); // Timer K
   }
 
   // ======================= responses (§16.7) =======================
@@ -815,7 +823,10 @@ export class SipProxy extends EventEmitter {
       this.counters.dropped++;
       return;
     }
-    const c = this.client.get(clientKey(via.branch!, res.cseq.method));
+    // §17.1.3: our branch and the CSeq method; a CANCEL shares its INVITE's branch.
+    const method = res.cseq.method;
+    let c = (method === 'CANCEL' ? this.cancels : this.client).get(via.branch!);
+    if (c !== undefined && c.method !== method) c = undefined;
     res.removeFirstValue('via');
     if (!c) {
       // 2xx retransmissions to an INVITE outlive the transaction: forward them by Via (§16.7, RFC 6026).
@@ -838,10 +849,11 @@ export class SipProxy extends EventEmitter {
       if (c.state !== 'proceeding') return;
       c.provisional = true;
       if (c.isInvite) {
-        this.ct.clear(c, 'A');
-        this.ct.clear(c, 'B');
-        // §16.7 step 2: a provisional response restarts Timer C.
-        if (c.cancel !== 'sent') this.ct.set(c, 'C', this.t.timerC);
+        this.ct.clear(c.rt, 'A');
+        c.buf = null; // only Timer A re-sends an INVITE
+        // §16.7 step 2: a provisional response restarts Timer C (and Timer B is over).
+        if (c.cancel !== 'sent') this.ct.set(c.dl, 'C', this.t.timerC);
+        else this.ct.clear(c.dl, 'B');
         if (c.cancel === 'pending') this.sendCancel(c);
       }
       // §16.7 step 5: 100 Trying is hop-by-hop; we sent our own.
@@ -855,10 +867,10 @@ export class SipProxy extends EventEmitter {
           if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
           // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
           c.state = 'accepted';
-          this.ct.clearAll(c);
+          this.clearTimers(this.ct, c);
           c.buf = null;
           c.forgetRequest();
-          this.ct.set(c, 'end', this.linger); // Timer M
+          this.ct.set(c.dl, 'end', this.linger); // Timer M
         }
       } else {
         if (c.state === 'completed' || c.state === 'terminated') return;
@@ -882,12 +894,12 @@ export class SipProxy extends EventEmitter {
         });
       }
       c.state = 'completed';
-      this.ct.clearAll(c);
+      this.clearTimers(this.ct, c);
       c.buf = null;
       c.forgetRequest();
       // Timer D: absorb retransmissions of the final response (0 on reliable transports).
       if (c.reliable) this.terminateClient(c);
-      else this.ct.set(c, 'end', this.linger); // Timer D
+      else this.ct.set(c.dl, 'end', this.linger); // Timer D
     } else {
       if (c.state === 'completed' || c.state === 'terminated') return;
       this.completeNonInvite(c);
@@ -922,10 +934,10 @@ export class SipProxy extends EventEmitter {
       if (tx.state === 'proceeding') {
         tx.lastStatus = status;
         tx.state = 'accepted';
-        this.st.clearAll(tx);
+        this.clearTimers(this.st, tx);
         tx.last = null;
         tx.tpl = null;
-        this.st.set(tx, 'end', this.linger); // Timer L
+        this.st.set(tx.dl, 'end', this.linger); // Timer L
         if (tx.admitted) this.answered(tx.callId);
         else if (tx.fromUpstream) this.rememberUpstreamDialog(tx.callId);
       }
@@ -967,25 +979,25 @@ export class SipProxy extends EventEmitter {
     // Kept for retransmissions until the transaction ends: flat, so it holds no received message.
     tx.last = own(buf);
     tx.lastStatus = status;
-    this.st.clear(tx, 'admit');
+    this.st.clear(tx.dl, 'admit');
     this.sendToPeer(tx, buf);
     tx.state = 'completed';
     tx.tpl = null;
     if (tx.isInvite && status >= 300) {
       if (!tx.reliable) {
         tx.interval = this.t.T1;
-        this.st.set(tx, 'G', tx.interval);
+        this.st.set(tx.rt, 'G', tx.interval);
       }
       // Timer H: give up waiting for the ACK.
-      this.st.set(tx, 'H', 64 * this.t.T1);
+      this.st.set(tx.dl, 'H', 64 * this.t.T1);
     } else if (tx.isInvite) {
       tx.state = 'accepted';
-      this.st.set(tx, 'end', this.linger); // Timer L
+      this.st.set(tx.dl, 'end', this.linger); // Timer L
     } else if (tx.reliable) {
       this.terminateServer(tx);
     } else {
       // Timer J: absorb request retransmissions.
-      this.st.set(tx, 'end', this.linger); // Timer J
+      this.st.set(tx.dl, 'end', this.linger); // Timer J
     }
   }
 
@@ -994,12 +1006,12 @@ export class SipProxy extends EventEmitter {
     if (tx.state !== 'completed' || !tx.last) return;
     this.sendToPeer(tx, tx.last);
     tx.interval = Math.min(tx.interval * 2, this.t.T2);
-    this.st.set(tx, 'G', tx.interval);
+    this.st.set(tx.rt, 'G', tx.interval);
   }
 
   private terminateServer(tx: ServerTransaction): void {
     tx.state = 'terminated';
-    this.st.clearAll(tx);
+    this.clearTimers(this.st, tx);
     if (this.server.get(tx.key) === tx) this.server.delete(tx.key);
     tx.last = null;
     tx.tpl = null;
@@ -1089,12 +1101,12 @@ export class SipProxy extends EventEmitter {
     const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
     const buf = buildBye({ ...p, via });
     const c = new ClientTransaction(branch, 'BYE', null, dest, ep, buf);
-    this.client.set(c.key, c);
+    this.client.set(c.branch, c);
     this.counters.forwarded++;
     if (conn && !conn.closed && dest.transport !== 'udp') {
       // The caller's own connection (it may not accept new ones: NAT, §18.2.2).
       this.transport!.send(dest, buf, { conn });
-      this.ct.set(c, 'B', 64 * this.t.T1);
+      this.ct.set(c.dl, 'B', 64 * this.t.T1);
       return;
     }
     this.transmit(c);

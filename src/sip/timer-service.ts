@@ -3,97 +3,80 @@
  * M) without a Node timer, a closure and a bookkeeping array for each.
  *
  * A call sets a handful of these (A, B and C on the forwarded INVITE alone) and clears almost all
- * of them a few milliseconds later, when the answer comes. Each is an entry in the list of its
- * duration: entries of one duration expire in the order they were armed, so appending keeps the
- * list sorted, one Node timer armed for the list's head serves them all, and clearing an entry
- * is an unlink. An owner keeps its entries and reuses them when a timer is set again; when one
- * fires, the service calls one dispatch function with the owner and the timer's name.
+ * of them a few milliseconds later, when the answer comes. At any moment a transaction needs at
+ * most two: a retransmission timer (A, E or G) and a deadline (B, C, F, H, the end of its
+ * lingering, ...), so it owns two slots, made with it and reused. An armed slot sits in the list
+ * of its duration: slots of one duration expire in the order they were armed, so appending keeps
+ * the list sorted, one Node timer armed for the list's head serves them all, and clearing a slot
+ * is an unlink. When one fires, the service calls one dispatch function with the owner and the
+ * timer's name.
  */
 
 export type TimerName = 'A' | 'B' | 'C' | 'cancel' | 'G' | 'H' | 'admit' | 'end';
 
-/** A transaction that has timers: the service keeps its entries here. */
-export interface TimerOwner {
-  timerEntries: TimerEntry[] | null;
-}
-
-export class TimerEntry {
-  prev: TimerEntry | null = null;
-  next: TimerEntry | null = null;
-  /** Monotonic ms when it fires; its list when armed. */
+/** One of a transaction's two timers: where it is linked while armed, and what it is. */
+export class TimerSlot<T> {
+  prev: TimerSlot<T> | null = null;
+  next: TimerSlot<T> | null = null;
+  /** Whole monotonic ms when it fires (whole, so V8 stores it inline, not as a heap number). */
   due = 0;
-  list: TimerList | null = null;
+  list: TimerList<T> | null = null;
+  name: TimerName = 'end';
 
-  constructor(
-    readonly owner: TimerOwner,
-    readonly name: TimerName,
-  ) {}
+  constructor(readonly owner: T) {}
+
+  get armed(): boolean {
+    return this.list !== null;
+  }
 }
 
-/** The armed entries of one duration, in expiry order, and the Node timer for the first. */
-class TimerList {
-  head: TimerEntry | null = null;
-  tail: TimerEntry | null = null;
+/** The armed slots of one duration, in expiry order, and the Node timer for the first. */
+class TimerList<T> {
+  head: TimerSlot<T> | null = null;
+  tail: TimerSlot<T> | null = null;
   size = 0;
   timer: NodeJS.Timeout | null = null;
 
   constructor(readonly ms: number) {}
 }
 
-export class TimerService<T extends TimerOwner> {
-  private readonly lists = new Map<number, TimerList>();
+export class TimerService<T> {
+  private readonly lists = new Map<number, TimerList<T>>();
 
-  /** `fire` runs for each expired entry; it must not throw (the proxy wraps its handlers). */
+  /** `fire` runs for each expired slot; it must not throw (the proxy wraps its handlers). */
   constructor(private readonly fire: (owner: T, name: TimerName) => void) {}
 
-  /** Starts (or restarts) the owner's timer `name` to fire in `ms`. */
-  set(owner: T, name: TimerName, ms: number): void {
-    let e = entryOf(owner, name);
-    if (e === undefined) {
-      e = new TimerEntry(owner, name);
-      (owner.timerEntries ??= []).push(e);
-    } else if (e.list !== null) unlink(e);
+  /** Arms `slot` as timer `name`, to fire in `ms` (replacing whatever it was armed as). */
+  set(slot: TimerSlot<T>, name: TimerName, ms: number): void {
+    if (slot.list !== null) unlink(slot);
     let list = this.lists.get(ms);
     if (list === undefined) {
-      list = new TimerList(ms);
+      list = new TimerList<T>(ms);
       this.lists.set(ms, list);
     }
-    e.due = monotonicMs() + ms;
-    e.list = list;
-    e.prev = list.tail;
-    e.next = null;
-    if (list.tail !== null) list.tail.next = e;
-    else list.head = e;
-    list.tail = e;
+    slot.name = name;
+    slot.due = Math.ceil(monotonicMs()) + ms;
+    slot.list = list;
+    slot.prev = list.tail;
+    slot.next = null;
+    if (list.tail !== null) list.tail.next = slot;
+    else list.head = slot;
+    list.tail = slot;
     list.size++;
     if (list.timer === null) this.arm(list, ms);
   }
 
-  /** Restarts a running timer with its own duration. Returns false when it is not running. */
-  refresh(owner: T, name: TimerName): boolean {
-    const e = entryOf(owner, name);
-    if (e === undefined || e.list === null) return false;
-    this.set(owner, name, e.list.ms);
-    return true;
+  /** Disarms `slot`, or only when it is armed as `name` if given. */
+  clear(slot: TimerSlot<T>, name?: TimerName): void {
+    if (slot.list !== null && (name === undefined || slot.name === name)) unlink(slot);
   }
 
-  clear(owner: T, name: TimerName): void {
-    const e = entryOf(owner, name);
-    if (e !== undefined && e.list !== null) unlink(e);
+  /** Whether `slot` is armed as `name`. */
+  has(slot: TimerSlot<T>, name: TimerName): boolean {
+    return slot.list !== null && slot.name === name;
   }
 
-  has(owner: T, name: TimerName): boolean {
-    const e = entryOf(owner, name);
-    return e !== undefined && e.list !== null;
-  }
-
-  clearAll(owner: T): void {
-    const entries = owner.timerEntries;
-    if (entries === null) return;
-    for (let i = 0; i < entries.length; i++) if (entries[i].list !== null) unlink(entries[i]);
-  }
-
-  /** Running timers of all owners. */
+  /** Armed slots of all owners. */
   get size(): number {
     let n = 0;
     for (const list of this.lists.values()) n += list.size;
@@ -109,19 +92,19 @@ export class TimerService<T extends TimerOwner> {
     }
   }
 
-  private arm(list: TimerList, ms: number): void {
+  private arm(list: TimerList<T>, ms: number): void {
     list.timer = setTimeout(() => this.run(list), ms);
   }
 
-  private run(list: TimerList): void {
+  private run(list: TimerList<T>): void {
     list.timer = null;
     // Node's timers run on the event loop's cached clock, which can be a millisecond behind
-    // this one: an entry due within 1 ms is taken now rather than costing another turn.
+    // this one: a slot due within 1 ms is taken now rather than costing another turn.
     const now = monotonicMs() + 1;
     try {
-      for (let e = list.head; e !== null && e.due <= now; e = list.head) {
-        unlink(e);
-        this.fire(e.owner as T, e.name);
+      for (let s = list.head; s !== null && s.due <= now; s = list.head) {
+        unlink(s);
+        this.fire(s.owner, s.name);
       }
     } finally {
       const head = list.head;
@@ -130,22 +113,15 @@ export class TimerService<T extends TimerOwner> {
   }
 }
 
-function entryOf(owner: TimerOwner, name: TimerName): TimerEntry | undefined {
-  const entries = owner.timerEntries;
-  if (entries === null) return undefined;
-  for (let i = 0; i < entries.length; i++) if (entries[i].name === name) return entries[i];
-  return undefined;
-}
-
-function unlink(e: TimerEntry): void {
-  const list = e.list!;
-  if (e.prev !== null) e.prev.next = e.next;
-  else list.head = e.next;
-  if (e.next !== null) e.next.prev = e.prev;
-  else list.tail = e.prev;
-  e.prev = null;
-  e.next = null;
-  e.list = null;
+function unlink<T>(s: TimerSlot<T>): void {
+  const list = s.list!;
+  if (s.prev !== null) s.prev.next = s.next;
+  else list.head = s.next;
+  if (s.next !== null) s.next.prev = s.prev;
+  else list.tail = s.prev;
+  s.prev = null;
+  s.next = null;
+  s.list = null;
   list.size--;
 }
 

@@ -8,7 +8,7 @@ import type { Connection, LocalEndpoint } from './transport';
 import type { SipRequest } from './message';
 import { inviteEcho, type ResponseTemplate, type InviteEcho } from './build';
 import { BRANCH_COOKIE } from './via';
-import type { TimerEntry, TimerOwner } from './timer-service';
+import { TimerSlot } from './timer-service';
 
 /** RFC 3261 Table 4 timer values, shortened by tests. */
 export interface TimerValues {
@@ -46,17 +46,16 @@ export function serverKey(req: SipRequest, methodOverride?: string): string {
   return `2543|${req.callId}|${req.fromTag ?? ''}|${req.cseq.seq}|${sentBy}|${method}`;
 }
 
-/** §17.1.3: responses match a client transaction by our branch and the CSeq method. */
-export function clientKey(branch: string, method: string): string {
-  return `${branch}|${method}`;
-}
 
 export type ServerState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 
 /** The proxy's server side of one request (§17.2): who to answer and what was answered. */
-export class ServerTransaction implements TimerOwner {
+export class ServerTransaction {
   state: ServerState = 'proceeding';
-  timerEntries: TimerEntry[] | null = null;
+  /** Timer G (retransmission), made when first needed: most server transactions never need it. */
+  private rtSlot: TimerSlot<ServerTransaction> | null = null;
+  /** Timer H, the admission time-out, or the end of lingering (I, J, L). */
+  readonly dl = new TimerSlot<ServerTransaction>(this);
   /** Last response sent (provisional or final), re-sent when the request is retransmitted. */
   last: string | null = null;
   lastStatus = 0;
@@ -86,6 +85,10 @@ export class ServerTransaction implements TimerOwner {
     public tpl: ResponseTemplate | null,
   ) {}
 
+  get rt(): TimerSlot<ServerTransaction> {
+    return (this.rtSlot ??= new TimerSlot<ServerTransaction>(this));
+  }
+
   get isInvite(): boolean {
     return this.method === 'INVITE';
   }
@@ -102,9 +105,12 @@ export class ServerTransaction implements TimerOwner {
 export type ClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
 /** The proxy's client side of one forwarded request (§17.1). */
-export class ClientTransaction implements TimerOwner {
+export class ClientTransaction {
   state: ClientState = 'calling';
-  timerEntries: TimerEntry[] | null = null;
+  /** Timer A or E (retransmission). */
+  readonly rt = new TimerSlot<ClientTransaction>(this);
+  /** Timer B, C or F, the CANCEL's time-out, or the end of lingering (D, K, M). */
+  readonly dl = new TimerSlot<ClientTransaction>(this);
   /** The request as sent, for retransmissions; dropped once a response arrives. */
   buf: string | null;
   /** INVITE only: the request as forwarded (after the proxy's edits), while its ACK or CANCEL may be needed. */
@@ -141,11 +147,7 @@ export class ClientTransaction implements TimerOwner {
     buf: string,
   ) {
     this.buf = buf;
-    this.key = clientKey(branch, method);
   }
-
-  /** clientKey(branch, method), built once: it is looked up and stored several times a transaction. */
-  readonly key: string;
 
   get isInvite(): boolean {
     return this.method === 'INVITE';

@@ -1,6 +1,6 @@
 import { responseTemplate, buildResponse } from '../../../src/sip/build';
 import { parseMessage, type SipRequest } from '../../../src/sip/message';
-import { TimerService, type TimerOwner } from '../../../src/sip/timer-service';
+import { TimerService, TimerSlot } from '../../../src/sip/timer-service';
 
 const request = (lines: string[]): SipRequest => parseMessage(Buffer.from([...lines, 'Content-Length: 0', '', ''].join('\r\n'), 'latin1')) as SipRequest;
 
@@ -37,69 +37,65 @@ describe('TimerService (RFC 3261 §17 timers)', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  interface Owner extends TimerOwner {
-    id: string;
+  /** An owner with the two slots a transaction has. */
+  class Owner {
+    readonly rt = new TimerSlot<Owner>(this);
+    readonly dl = new TimerSlot<Owner>(this);
+    constructor(readonly id: string) {}
   }
-  const owner = (id: string): Owner => ({ id, timerEntries: null });
   const service = (): { timers: TimerService<Owner>; fired: string[] } => {
     const fired: string[] = [];
     return { timers: new TimerService<Owner>((o, name) => fired.push(`${o.id}:${name}`)), fired };
   };
 
-  it('refresh() restarts a running timer with its own duration', () => {
+  it('arming a slot again restarts it with the new name and duration', () => {
     const { timers, fired } = service();
-    const o = owner('o');
-    expect(timers.refresh(o, 'C')).toBe(false);
-    timers.set(o, 'C', 100);
+    const o = new Owner('o');
+    timers.set(o.dl, 'B', 100);
     jest.advanceTimersByTime(60);
-    expect(timers.refresh(o, 'C')).toBe(true);
+    timers.set(o.dl, 'C', 100); // a provisional: Timer C replaces B
     jest.advanceTimersByTime(60);
     expect(fired).toEqual([]);
+    expect(timers.has(o.dl, 'C')).toBe(true);
+    expect(timers.has(o.dl, 'B')).toBe(false);
     jest.advanceTimersByTime(40);
     expect(fired).toEqual(['o:C']);
     expect(timers.size).toBe(0);
-    expect(timers.refresh(o, 'C')).toBe(false);
+    expect(o.dl.armed).toBe(false);
   });
 
-  it('set, replace, clear and clearAll keep the named timers of each owner apart', () => {
+  it('clear() by name leaves a slot armed as something else; the two slots and the owners are apart', () => {
     const { timers, fired } = service();
-    const o = owner('o');
-    const p = owner('p');
-    for (const n of ['A', 'B', 'C', 'G', 'H', 'admit'] as const) timers.set(o, n, 10);
-    timers.set(p, 'A', 10);
-    expect(timers.size).toBe(7);
-    timers.set(o, 'B', 30); // replaces B
-    timers.clear(o, 'G');
-    expect(timers.has(o, 'G')).toBe(false);
-    expect(timers.has(p, 'A')).toBe(true);
-    expect(timers.size).toBe(6);
+    const o = new Owner('o');
+    const p = new Owner('p');
+    timers.set(o.rt, 'A', 10);
+    timers.set(o.dl, 'B', 10);
+    timers.set(p.rt, 'A', 10);
+    timers.clear(o.dl, 'C'); // not armed as C: stays
+    expect(timers.size).toBe(3);
+    timers.clear(o.rt, 'A');
+    expect(timers.size).toBe(2);
     jest.advanceTimersByTime(10);
-    expect(fired.sort()).toEqual(['o:A', 'o:C', 'o:H', 'o:admit', 'p:A']);
-    expect(timers.size).toBe(1);
-    expect(timers.has(o, 'B')).toBe(true);
-    jest.advanceTimersByTime(20);
-    expect(fired.filter((f) => f === 'o:B')).toEqual(['o:B']);
-    expect(timers.size).toBe(0);
-    timers.set(o, 'G', 5);
-    timers.set(o, 'H', 5);
-    timers.clearAll(o);
-    expect(timers.size).toBe(0);
+    expect(fired.sort()).toEqual(['o:B', 'p:A']);
+    timers.set(o.dl, 'end', 5); // slots are reused after firing or clearing
+    timers.set(o.rt, 'A', 5);
+    timers.clear(o.rt);
+    timers.clear(o.dl);
     jest.advanceTimersByTime(10);
-    expect(fired).not.toContain('o:G');
-    timers.set(o, 'end', 5); // entries are reused after firing or clearing
+    expect(fired.sort()).toEqual(['o:B', 'p:A']);
+    timers.set(o.dl, 'end', 5);
     jest.advanceTimersByTime(5);
     expect(fired).toContain('o:end');
-    expect(o.timerEntries!.length).toBe(7);
   });
 
-  it('entries of one duration fire in the order they were set, each its duration after it was set', () => {
+  it('slots of one duration fire in the order they were armed, each its duration after it was armed', () => {
     const { timers, fired } = service();
-    const [a, b, c] = [owner('a'), owner('b'), owner('c')];
-    timers.set(a, 'end', 100);
+    const [a, b, c] = [new Owner('a'), new Owner('b'), new Owner('c')];
+    timers.set(a.dl, 'end', 100);
     jest.advanceTimersByTime(40);
-    timers.set(b, 'end', 100);
-    timers.set(c, 'end', 100);
-    timers.clearAll(c); // as terminate or a new state would
+    timers.set(b.dl, 'end', 100);
+    timers.set(c.dl, 'end', 100);
+    timers.clear(c.dl); // as terminate or a new state would
     jest.advanceTimersByTime(58);
     expect(fired).toEqual([]);
     jest.advanceTimersByTime(2);
@@ -108,19 +104,19 @@ describe('TimerService (RFC 3261 §17 timers)', () => {
     expect(fired).toEqual(['a:end']);
     jest.advanceTimersByTime(2);
     expect(fired).toEqual(['a:end', 'b:end']);
-    timers.set(c, 'end', 100); // set again after the clear: fires again
+    timers.set(c.dl, 'end', 100); // armed again after the clear: fires again
     jest.advanceTimersByTime(100);
     expect(fired).toEqual(['a:end', 'b:end', 'c:end']);
   });
 
-  it('a timer set from a firing one runs too, and one Node timer a duration serves them all', () => {
+  it('a timer armed from a firing one runs too, and one Node timer a duration serves them all', () => {
     const fired: string[] = [];
     const timers: TimerService<Owner> = new TimerService<Owner>((o, name) => {
       fired.push(`${o.id}:${name}`);
-      if (name === 'A' && fired.length < 4) timers.set(o, 'A', 10); // a retransmission timer re-arming itself
+      if (name === 'A' && fired.length < 4) timers.set(o.rt, 'A', 10); // a retransmission timer re-arming itself
     });
-    for (let i = 0; i < 3000; i++) timers.set(owner(String(i)), 'B', 50);
-    timers.set(owner('x'), 'A', 10);
+    for (let i = 0; i < 3000; i++) timers.set(new Owner(String(i)).dl, 'B', 50);
+    timers.set(new Owner('x').rt, 'A', 10);
     expect(jest.getTimerCount()).toBe(2);
     jest.advanceTimersByTime(30);
     expect(fired).toEqual(['x:A', 'x:A', 'x:A']);
@@ -130,7 +126,7 @@ describe('TimerService (RFC 3261 §17 timers)', () => {
 
   it('stop() drops everything and leaves no timer running', () => {
     const { timers, fired } = service();
-    for (let i = 0; i < 10; i++) timers.set(owner(String(i)), 'H', 10);
+    for (let i = 0; i < 10; i++) timers.set(new Owner(String(i)).dl, 'H', 10);
     timers.stop();
     expect(jest.getTimerCount()).toBe(0);
     jest.advanceTimersByTime(100);
