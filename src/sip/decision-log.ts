@@ -35,8 +35,26 @@ export class DecisionLog {
       this.logger.info(decisionFields(method, callId, peer, dialled, v, micros));
       return;
     }
-    if (!this.logger.isInfoEnabled() || this.logger.silent) return;
+    if (!this.infoEnabled()) return;
     this.sink.write(decisionLine(this.isoNow(), method, callId, peer, dialled, v, micros));
+  }
+
+  private checkedLevel: string | undefined;
+  private checkedSilent: boolean | undefined;
+  private enabled = false;
+
+  /**
+   * Whether the logger writes info lines, asked of winston again only when its level or silence
+   * changed: isInfoEnabled() walks the transports and allocates, once per call otherwise.
+   */
+  private infoEnabled(): boolean {
+    const { level, silent } = this.logger;
+    if (level !== this.checkedLevel || silent !== this.checkedSilent) {
+      this.checkedLevel = level;
+      this.checkedSilent = silent;
+      this.enabled = this.logger.isInfoEnabled() && !silent;
+    }
+    return this.enabled;
   }
 
   private isoMs = -1;

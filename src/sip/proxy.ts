@@ -21,7 +21,7 @@ import { parseHostPortSpec, familyOf, defaultPort } from './address';
 import { Router } from './router';
 import { responseTemplate, buildResponse, buildAck, buildCancel } from './build';
 import { branchFor, isOurBranch, newTag } from './ids';
-import { stampReceived, needsStamp, viaResponseTarget, formatVia } from './via';
+import { stampReceived, needsStamp, viaResponseTarget } from './via';
 import { parseNameAddr, tryParseUri } from './uri';
 import {
   ServerTransaction, ClientTransaction, TimerValues, DEFAULT_TIMERS, LINGER_CAP_MS, serverKey,
@@ -360,7 +360,7 @@ export class SipProxy extends EventEmitter {
       // the downstream ACK was already sent by our client transaction (§17.1.1.3).
       if (tx.state === 'completed') {
         tx.state = 'confirmed';
-        this.st.clear(tx.rt, 'G');
+        this.clearRetransmit(this.st, tx); // Timer G
         if (tx.reliable) this.terminateServer(tx);
         else this.st.set(tx.dl, 'end', this.t.T4); // Timer I (replaces H)
       }
@@ -600,8 +600,7 @@ export class SipProxy extends EventEmitter {
     if (req.toTag === undefined && DIALOG_CREATING.has(req.method)) this.addRecordRoute(req, tx.local, ep);
     // §16.6 step 8: our Via on top, branch derived from the server transaction (CANCEL reuses it).
     const branch = branchFor(tx.key);
-    const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
-    req.prependHeader('Via', via);
+    req.prependHeader('Via', this.router!.via(ep, branch));
     const c = new ClientTransaction(branch, req.method, tx, dest, ep, req.toText());
     if (c.isInvite) c.fwd = req;
     const old = this.client.get(c.branch);
@@ -661,7 +660,7 @@ export class SipProxy extends EventEmitter {
       const ep = this.endpointToward(dest);
       if (!ep) return;
       this.decrementMaxForwards(req);
-      req.prependHeader('Via', formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch));
+      req.prependHeader('Via', this.router!.via(ep, branch));
       this.counters.forwarded++;
       this.transport!.send(dest, req.toText(), { local: ep }, (err) => {
         if (err) this.sendError(dest, err);
@@ -767,9 +766,17 @@ export class SipProxy extends EventEmitter {
     }
   }
 
+  /** Disarms both of a transaction's timers. */
   private clearTimers<T extends ServerTransaction | ClientTransaction>(timers: TimerService<T>, t: T): void {
-    timers.clear(t.rt as TimerSlot<T>);
+    this.clearRetransmit(timers, t);
     timers.clear(t.dl as TimerSlot<T>);
+  }
+
+  /** Disarms the retransmission timer and forgets its slot: the transaction re-sends no more. */
+  private clearRetransmit<T extends ServerTransaction | ClientTransaction>(timers: TimerService<T>, t: T): void {
+    if (!t.hasRt) return;
+    timers.clear(t.rt as TimerSlot<T>);
+    t.dropRt();
   }
 
   private clientTimer(c: ClientTransaction, name: TimerName): void {
@@ -798,18 +805,22 @@ export class SipProxy extends EventEmitter {
     this.clearTimers(this.ct, c);
     const table = c.method === 'CANCEL' ? this.cancels : this.client;
     if (table.get(c.branch) === c) table.delete(c.branch);
+    // The server transaction may linger longer; it must not keep this one alive.
+    if (c.server !== null && c.server.client === c) c.server.client = null;
     c.buf = null;
     c.forgetRequest();
     c.ack = null;
   }
 
+  /**
+   * A non-INVITE client transaction got its final response. §17.1.2.2 keeps it T4 longer (Timer
+   * K) only to absorb retransmissions of that response; a response that matches no transaction is
+   * dropped here anyway (onResponse), so the transaction ends at once, as on reliable transports,
+   * and a busy proxy carries one record fewer per call for those seconds.
+   */
   private completeNonInvite(c: ClientTransaction): void {
     c.state = 'completed';
-    this.clearTimers(this.ct, c);
-    c.buf = null;
-    // Timer K: absorb response retransmissions for T4 (0 on reliable transports).
-    if (c.reliable) this.terminateClient(c);
-    else this.ct.set(c.dl, 'end', this.t.T4); // Timer K
+    this.terminateClient(c);
   }
 
   // ======================= responses (§16.7) =======================
@@ -849,7 +860,7 @@ export class SipProxy extends EventEmitter {
       if (c.state !== 'proceeding') return;
       c.provisional = true;
       if (c.isInvite) {
-        this.ct.clear(c.rt, 'A');
+        this.clearRetransmit(this.ct, c); // Timer A
         c.buf = null; // only Timer A re-sends an INVITE
         // §16.7 step 2: a provisional response restarts Timer C (and Timer B is over).
         if (c.cancel !== 'sent') this.ct.set(c.dl, 'C', this.t.timerC);
@@ -865,12 +876,15 @@ export class SipProxy extends EventEmitter {
       if (c.isInvite) {
         if (c.state !== 'accepted') {
           if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
-          // RFC 6026 Accepted: stay to forward 2xx retransmissions over the right connection.
           c.state = 'accepted';
           this.clearTimers(this.ct, c);
           c.buf = null;
           c.forgetRequest();
-          this.ct.set(c.dl, 'end', this.linger); // Timer M
+          // RFC 6026 Accepted (Timer M): stay to forward 2xx retransmissions over the right
+          // connection. Over UDP there is no connection to keep: a 2xx that matches no
+          // transaction is forwarded by its Via anyway (onResponse), so the transaction ends now.
+          if (c.reliable) this.ct.set(c.dl, 'end', this.linger); // Timer M
+          else this.terminateClient(c);
         }
       } else {
         if (c.state === 'completed' || c.state === 'terminated') return;
@@ -1098,8 +1112,7 @@ export class SipProxy extends EventEmitter {
     const ep = local ?? this.endpointToward(dest);
     if (!ep) return;
     const branch = branchFor(`bye|${p.callId}|${dest.address}|${dest.port}|${++this.byeSeq}`);
-    const via = formatVia(ep.transport, this.router!.hostOf(ep), ep.port, branch);
-    const buf = buildBye({ ...p, via });
+    const buf = buildBye({ ...p, via: this.router!.via(ep, branch) });
     const c = new ClientTransaction(branch, 'BYE', null, dest, ep, buf);
     this.client.set(c.branch, c);
     this.counters.forwarded++;

@@ -28,6 +28,7 @@ export class Router {
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly selfRoutes = new Map<string, boolean>();
   private readonly selfUris = new Map<string, boolean>();
+  private readonly names = new WeakMap<LocalEndpoint, { viaHead: string; recordRoute: string }>();
 
   constructor(
     private readonly endpoints: LocalEndpoint[],
@@ -64,7 +65,30 @@ export class Router {
 
   /** "<sip:host:port;transport=x;lr>" naming this proxy on one endpoint (§16.6 step 4). */
   recordRoute(ep: LocalEndpoint): string {
-    return `<sip:${formatHostPort(this.hostOf(ep), ep.port)};transport=${ep.transport};lr>`;
+    return this.namesOf(ep).recordRoute;
+  }
+
+  /** Our Via value on an endpoint with a branch (§16.6 step 8), RFC 3581 rport asked for. */
+  via(ep: LocalEndpoint, branch: string): string {
+    return this.namesOf(ep).viaHead + branch + ';rport';
+  }
+
+  /**
+   * What the proxy writes to name itself on an endpoint, made once per endpoint: every forwarded
+   * request carries a Via and most a Record-Route, and on a wildcard listener hostOf() asks the
+   * operating system for the interfaces.
+   */
+  private namesOf(ep: LocalEndpoint): { viaHead: string; recordRoute: string } {
+    let names = this.names.get(ep);
+    if (names === undefined) {
+      const hostPort = formatHostPort(this.hostOf(ep), ep.port);
+      names = {
+        viaHead: `SIP/2.0/${ep.transport.toUpperCase()} ${hostPort};branch=`,
+        recordRoute: `<sip:${hostPort};transport=${ep.transport};lr>`,
+      };
+      this.names.set(ep, names);
+    }
+    return names;
   }
 
   /** Whether a SIP URI names this proxy (host is one of ours, port is one of our listen ports). */

@@ -14,7 +14,11 @@
 
 export type TimerName = 'A' | 'B' | 'C' | 'cancel' | 'G' | 'H' | 'admit' | 'end';
 
-/** One of a transaction's two timers: where it is linked while armed, and what it is. */
+/**
+ * One of a transaction's two timers: where it is linked while armed, and what it is. A transaction
+ * extends this class for its deadline (one object less for each of the ~100,000 transactions a
+ * busy proxy holds) and makes a second slot for retransmissions only while it needs one.
+ */
 export class TimerSlot<T> {
   prev: TimerSlot<T> | null = null;
   next: TimerSlot<T> | null = null;
@@ -23,7 +27,12 @@ export class TimerSlot<T> {
   list: TimerList<T> | null = null;
   name: TimerName = 'end';
 
-  constructor(readonly owner: T) {}
+  readonly owner: T;
+
+  /** A slot of `owner`; without one, the slot is its own owner (a transaction that is its deadline slot). */
+  constructor(owner?: T) {
+    this.owner = owner ?? (this as unknown as T);
+  }
 
   get armed(): boolean {
     return this.list !== null;

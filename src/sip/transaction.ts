@@ -50,12 +50,10 @@ export function serverKey(req: SipRequest, methodOverride?: string): string {
 export type ServerState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 
 /** The proxy's server side of one request (§17.2): who to answer and what was answered. */
-export class ServerTransaction {
+export class ServerTransaction extends TimerSlot<ServerTransaction> {
   state: ServerState = 'proceeding';
   /** Timer G (retransmission), made when first needed: most server transactions never need it. */
   private rtSlot: TimerSlot<ServerTransaction> | null = null;
-  /** Timer H, the admission time-out, or the end of lingering (I, J, L). */
-  readonly dl = new TimerSlot<ServerTransaction>(this);
   /** Last response sent (provisional or final), re-sent when the request is retransmitted. */
   last: string | null = null;
   lastStatus = 0;
@@ -83,10 +81,27 @@ export class ServerTransaction {
     readonly fallback: Peer,
     readonly fromUpstream: boolean,
     public tpl: ResponseTemplate | null,
-  ) {}
+  ) {
+    super();
+  }
 
+  /** Timer G's slot. */
   get rt(): TimerSlot<ServerTransaction> {
     return (this.rtSlot ??= new TimerSlot<ServerTransaction>(this));
+  }
+
+  /** Timer H, the admission time-out, or the end of lingering (I, J, L): the transaction itself. */
+  get dl(): TimerSlot<ServerTransaction> {
+    return this;
+  }
+
+  /** Forgets the retransmission slot (it must not be armed): a finished transaction needs none. */
+  dropRt(): void {
+    this.rtSlot = null;
+  }
+
+  get hasRt(): boolean {
+    return this.rtSlot !== null;
   }
 
   get isInvite(): boolean {
@@ -105,12 +120,10 @@ export class ServerTransaction {
 export type ClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
 /** The proxy's client side of one forwarded request (§17.1). */
-export class ClientTransaction {
+export class ClientTransaction extends TimerSlot<ClientTransaction> {
   state: ClientState = 'calling';
-  /** Timer A or E (retransmission). */
-  readonly rt = new TimerSlot<ClientTransaction>(this);
-  /** Timer B, C or F, the CANCEL's time-out, or the end of lingering (D, K, M). */
-  readonly dl = new TimerSlot<ClientTransaction>(this);
+  /** Timer A or E (retransmission), made when first needed and forgotten when the transaction completes. */
+  private rtSlot: TimerSlot<ClientTransaction> | null = null;
   /** The request as sent, for retransmissions; dropped once a response arrives. */
   buf: string | null;
   /** INVITE only: the request as forwarded (after the proxy's edits), while its ACK or CANCEL may be needed. */
@@ -146,7 +159,27 @@ export class ClientTransaction {
     readonly local: LocalEndpoint | undefined,
     buf: string,
   ) {
+    super();
     this.buf = buf;
+  }
+
+  /** Timer A's or E's slot. */
+  get rt(): TimerSlot<ClientTransaction> {
+    return (this.rtSlot ??= new TimerSlot<ClientTransaction>(this));
+  }
+
+  /** Timer B, C or F, the CANCEL's time-out, or the end of lingering (D, K, M): the transaction itself. */
+  get dl(): TimerSlot<ClientTransaction> {
+    return this;
+  }
+
+  /** Forgets the retransmission slot (it must not be armed): a finished transaction needs none. */
+  dropRt(): void {
+    this.rtSlot = null;
+  }
+
+  get hasRt(): boolean {
+    return this.rtSlot !== null;
   }
 
   get isInvite(): boolean {

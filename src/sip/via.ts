@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { parseParams, isWs } from './syntax';
-import { parsePort, formatHostPort } from './uri';
+import { parsePort } from './uri';
 
 export interface Via {
   /** "UDP", "TCP", "TLS", "SCTP", "WS", ... upper-cased. */
@@ -228,9 +228,4 @@ export function viaResponseTarget(via: Via): { address: string; port: number; tr
   const address = via.received ?? via.host;
   const port = typeof via.rport === 'number' ? via.rport : (via.port ?? (via.transport === 'TLS' ? 5061 : 5060));
   return { address, port, transport: via.transport };
-}
-
-/** Our Via value. */
-export function formatVia(transport: string, host: string, port: number, branch: string): string {
-  return `SIP/2.0/${transport.toUpperCase()} ${formatHostPort(host, port)};branch=${branch};rport`;
 }

@@ -1,4 +1,5 @@
-import { parseVia, stampReceived, viaResponseTarget, formatVia } from '../../../src/sip/via';
+import { parseVia, stampReceived, viaResponseTarget } from '../../../src/sip/via';
+import { Router } from '../../../src/sip/router';
 import { parseParams } from '../../../src/sip/syntax';
 import { StreamFramer } from '../../../src/sip/framing';
 import { parseHostPortSpec, normaliseAddress } from '../../../src/sip/address';
@@ -60,7 +61,10 @@ describe('Via (RFC 3261 §20.42, RFC 3581)', () => {
     const w = parseVia('SIP/2.0/TLS a.example;branch=z9hG4bK1');
     if (typeof w === 'string') throw new Error(w);
     expect(viaResponseTarget(w)).toEqual({ address: 'a.example', port: 5061, transport: 'TLS' });
-    expect(formatVia('udp', '::1', 5060, 'z9hG4bKq')).toBe('SIP/2.0/UDP [::1]:5060;branch=z9hG4bKq;rport');
+    const router = new Router([{ transport: 'udp', address: '::1', port: 5060, family: 6 }]);
+    const [ep] = [{ transport: 'udp' as const, address: '::1', port: 5060, family: 6 as const }];
+    expect(router.via(ep, 'z9hG4bKq')).toBe('SIP/2.0/UDP [::1]:5060;branch=z9hG4bKq;rport');
+    expect(router.recordRoute(ep)).toBe('<sip:[::1]:5060;transport=udp;lr>');
   });
 
   it('branches are derived (same key, same branch) and recognisable', () => {
