@@ -53,9 +53,10 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
 
   frontEnd.addScreen({
     dropSource: (address) => defense.dropSource(address),
-    screen: (req, from) => defense.screen(req.method, from.address, (name) => req.header(name)),
+    screen: (req, from) => (defense.enabled ? defense.screen(req.method, from.address, (name) => req.header(name)) : null),
   });
   frontEnd.addObserver({
+    wantsUpstreamAnswers: () => defense.enabled,
     upstreamAnswered: (e) =>
       defense.answered({
         method: e.method,

@@ -44,6 +44,12 @@ export interface CallObserver {
   /** An admitted call is over. May be reported more than once for one call. */
   ended?(callId: string, why: CallEndReason, at: number): void;
   upstreamAnswered?(e: UpstreamAnswerEvent): void;
+  /**
+   * Whether upstreamAnswered is wanted now (absent: always). Reading who a request claims to be
+   * costs a front end header lookups and URI parses on every request; an observer that is switched
+   * off by its rules (the defense without defense.yaml) says so here and costs nothing.
+   */
+  wantsUpstreamAnswers?(): boolean;
 }
 
 /** What is known of an admitted, not yet ended call. */

@@ -154,10 +154,19 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
   }
 
   watchAnswer(req: SipRequest, from: Peer): Watched | undefined {
-    if (!this.watchAnswers) return undefined;
+    if (!this.watchAnswers || !this.answersWanted()) return undefined;
     const w: Watched = { method: req.method, callId: req.callId, peer: from };
     identityOf((name) => req.header(name), w);
     return w;
+  }
+
+  private answersWanted(): boolean {
+    const list = this.observers;
+    for (let i = 0; i < list.length; i++) {
+      const o = list[i];
+      if (o.upstreamAnswered !== undefined && (o.wantsUpstreamAnswers === undefined || o.wantsUpstreamAnswers())) return true;
+    }
+    return false;
   }
 
   requestAnswered(watch: unknown, status: number): void {

@@ -190,7 +190,11 @@ describe('GuardPolicy: screens, observers and live calls', () => {
     ].join('\r\n'))) as SipRequest;
     expect(policy.watchAnswer(req, peer('127.0.0.9'))).toBeUndefined();
     const answers: unknown[] = [];
-    policy.addObserver({ upstreamAnswered: (e) => answers.push(e) });
+    let wanted = false;
+    policy.addObserver({ upstreamAnswered: (e) => answers.push(e), wantsUpstreamAnswers: () => wanted });
+    // Switched off (the defense without defense.yaml): nothing is read or kept for it.
+    expect(policy.watchAnswer(req, peer('127.0.0.9'))).toBeUndefined();
+    wanted = true;
     const w = policy.watchAnswer(req, peer('127.0.0.9'));
     policy.requestAnswered(w, 403);
     expect(answers).toEqual([expect.objectContaining({ method: 'REGISTER', status: 403, authUser: '200', toUser: '200', fromUser: '200', userAgent: 'friendly-scanner', callId: 'reg-1' })]);
