@@ -8,7 +8,6 @@
  * the hops between it and the callee are the entries above its own, reversed, and the hops between
  * it and the caller are the entries below its own, in order.
  */
-import type { InviteEcho } from './build';
 import type { SipResponse } from './message';
 import type { Peer } from './policy';
 import { splitCommaSpans, textToBytes, own } from './syntax';
@@ -22,22 +21,29 @@ export interface DialogRecord {
   callerPeer: Peer;
   callerLocal: LocalEndpoint;
   callerConn: Connection | undefined;
-  /** The caller's Contact URI (byte string), Request-URI of a BYE to the caller. */
-  callerTarget: string;
-  /** Route values for a BYE toward the caller. */
-  callerRoutes: string[];
+  /** The INVITE's Contact value (byte string): its URI is the Request-URI of a BYE to the caller. */
+  callerContact: string;
   /** The next hop toward the callee (the core) and our endpoint toward it. */
   calleeDest: Peer;
   calleeLocal: LocalEndpoint | undefined;
-  /** The callee's Contact URI from the 2xx, Request-URI of a BYE to the callee. */
-  calleeTarget: string;
-  calleeRoutes: string[];
+  /** The 2xx's Contact value: its URI is the Request-URI of a BYE to the callee. */
+  calleeContact: string;
+  /** The 2xx's Record-Route field values, in order (a value may list several entries). */
+  recordRoute: string[];
   /** From of the INVITE (caller, with tag) and To of the 2xx (callee, with tag): header values. */
   from: string;
   to: string;
   /** Highest CSeq seen from each side, so our BYE is in order (§12.2.2). */
   callerCseq: number;
   calleeCseq: number;
+}
+
+/** Where the BYEs of a dialog go: each side's Request-URI and route set (byte strings). */
+export interface ByeRoutes {
+  callerTarget: string;
+  callerRoutes: string[];
+  calleeTarget: string;
+  calleeRoutes: string[];
 }
 
 /** The value of a raw field line "Name: value". */
@@ -64,53 +70,59 @@ export function routeSetsAround(recordRoute: string[], isSelf: (value: string) =
 }
 
 /**
- * The record of an admitted INVITE's dialog, taken from the INVITE as forwarded (echo), the
- * server transaction it came in on, the client transaction it left on, and the 2xx. Null when
- * the dialog cannot be addressed: a Contact missing or unreadable (§12.1.1), or this proxy not in
- * the Record-Route set (then in-dialog requests do not pass here and a BYE would be guesswork).
+ * What a BYE to each side needs, kept from the answered INVITE: the server transaction it came in
+ * on, the client transaction it left on, the INVITE's Contact, From and CSeq, and the 2xx. Null
+ * when either Contact is missing (§12.1.1). Only header values are kept, as strings of their own
+ * (see own()); they are read as URIs and route sets when the proxy ends the call (byeRoutes()),
+ * which most calls never need.
  */
 export function dialogRecordOf(
   tx: ServerTransaction,
   c: ClientTransaction,
-  echo: Pick<InviteEcho, 'contact' | 'from' | 'cseq'>,
+  caller: { contact: string | undefined; from: string; cseq: number },
   res: SipResponse,
-  isSelf: (routeValue: string) => boolean,
 ): DialogRecord | null {
   const calleeContact = res.firstValue('contact');
-  if (echo.contact === undefined || calleeContact === undefined) return null;
-  let callerTarget: string;
-  let calleeTarget: string;
-  try {
-    callerTarget = textToBytes(parseNameAddr(echo.contact).uri);
-    calleeTarget = textToBytes(parseNameAddr(calleeContact).uri);
-  } catch {
-    return null;
-  }
-  const rr: string[] = [];
-  for (const line of res.fieldLines('record-route')) {
-    const v = fieldValue(line);
-    for (const sp of splitCommaSpans(v)) rr.push(v.slice(sp.start, sp.end));
-  }
-  const sets = routeSetsAround(rr, isSelf);
-  if (sets === null) return null;
+  if (caller.contact === undefined || calleeContact === undefined) return null;
+  const rr = res.fieldLines('record-route');
+  for (let i = 0; i < rr.length; i++) rr[i] = own(fieldValue(rr[i]));
   return {
     callId: tx.callId,
     callerPeer: tx.peer,
     callerLocal: tx.local,
     callerConn: tx.conn,
-    // The record lives as long as the call: its strings are made its own, so it does not keep
-    // the INVITE and the 2xx alive (see own()).
-    callerTarget: own(callerTarget),
-    callerRoutes: sets.toCaller.map(own),
+    callerContact: own(textToBytes(caller.contact)),
     calleeDest: c.dest,
     calleeLocal: c.local,
-    calleeTarget: own(calleeTarget),
-    calleeRoutes: sets.toCallee.map(own),
-    from: own(fieldValue(echo.from)),
+    calleeContact: own(textToBytes(calleeContact)),
+    recordRoute: rr,
+    from: own(fieldValue(caller.from)),
     to: own(fieldValue(res.fieldLines('to')[0] ?? '')),
-    callerCseq: echo.cseq,
+    callerCseq: caller.cseq,
     calleeCseq: 0,
   };
+}
+
+/**
+ * The BYE routes of a dialog: each side's Contact URI and its route set (RFC 3261 §12.1.1/§12.1.2:
+ * the caller uses the reversed Record-Route list, the callee the list as is). Null when a Contact
+ * is unreadable or this proxy is not in the Record-Route set (then in-dialog requests do not pass
+ * here and a BYE would be guesswork).
+ */
+export function byeRoutes(d: DialogRecord, isSelf: (routeValue: string) => boolean): ByeRoutes | null {
+  let callerTarget: string;
+  let calleeTarget: string;
+  try {
+    callerTarget = parseNameAddr(d.callerContact).uri;
+    calleeTarget = parseNameAddr(d.calleeContact).uri;
+  } catch {
+    return null;
+  }
+  const rr: string[] = [];
+  for (const v of d.recordRoute) for (const sp of splitCommaSpans(v)) rr.push(v.slice(sp.start, sp.end));
+  const sets = routeSetsAround(rr, isSelf);
+  if (sets === null) return null;
+  return { callerTarget, callerRoutes: sets.toCaller, calleeTarget, calleeRoutes: sets.toCallee };
 }
 
 export interface ByeParts {

@@ -155,7 +155,7 @@ export interface CSeq {
 
 // One row of the field table per header field (W numbers in `rows`): offsets into the text, the key id
 // and flags. Inserted rows have no offsets; their name and value live in `names` / `vals`.
-const W = 7;
+const W = 8;
 const LS = 0; // line start
 const NE = 1; // name end (before any whitespace and the colon)
 const VS = 2; // value start (trimmed)
@@ -163,6 +163,7 @@ const VE = 3; // value end (trimmed; for folded fields, of the first line)
 const LE = 4; // line end, before its CR LF (for folded fields, of the last continuation line)
 const KEY = 5;
 const FL = 6;
+const NX = 7; // next row in document order, -1 after the last (inserted rows are linked in)
 /** The field continues on further lines (§7.3.1): its value is unfolded on demand. */
 const FOLDED = 1;
 /** The value was replaced: the new text is in `vals`, the line is written as "name: value". */
@@ -188,8 +189,8 @@ abstract class SipMessageBase {
   private rows: number[];
   /** @internal rows in use */
   private count: number;
-  /** @internal row order after inserts (null: rows in table order) */
-  private order: number[] | null = null;
+  /** @internal first row in document order (-1: no fields) */
+  private first: number;
   /** @internal replaced or inserted values, unfolded values, by row (allocated on first need) */
   private vals: Array<string | undefined> | null = null;
   /** @internal names of inserted rows */
@@ -212,6 +213,7 @@ abstract class SipMessageBase {
     this.raw = raw;
     this.rows = rows;
     this.count = count;
+    this.first = count > 0 ? 0 : -1;
     this.body = body;
   }
 
@@ -219,16 +221,6 @@ abstract class SipMessageBase {
   protected abstract startLine(): string;
 
   // ---- the field table ----
-
-  /** Number of rows in document order (deleted ones included). */
-  private get size(): number {
-    return this.order === null ? this.count : this.order.length;
-  }
-
-  /** Row index of the k-th field in document order. */
-  private rowAt(k: number): number {
-    return this.order === null ? k : this.order[k];
-  }
 
   private flags(r: number): number {
     return this.rows[r * W + FL];
@@ -290,11 +282,8 @@ abstract class SipMessageBase {
 
   /** First row (document order) of a header, or -1. */
   private firstRow(id: number, key: string): number {
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
-      if (this.isKey(r, id, key)) return r;
-    }
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) if (this.isKey(r, id, key)) return r;
     return -1;
   }
 
@@ -307,20 +296,24 @@ abstract class SipMessageBase {
     this.rows[r * W + FL] |= DELETED;
   }
 
-  /** Adds a row for a new field and places it at position k of the document order. */
-  private insertRow(k: number, name: string, id: number, value: string): void {
+  /** Adds a row for a new field and links it in before row `before` (-1: at the end). */
+  private insertRow(before: number, name: string, id: number, value: string): void {
+    const t = this.rows;
     const r = this.count++;
     const o = r * W;
-    for (let i = 0; i < W; i++) this.rows[o + i] = 0;
-    this.rows[o + KEY] = id;
-    this.rows[o + FL] = INSERTED;
+    for (let i = 0; i < W; i++) t[o + i] = 0;
+    t[o + KEY] = id;
+    t[o + FL] = INSERTED;
+    t[o + NX] = before;
     (this.names ??= [])[r] = name;
     (this.vals ??= [])[r] = value;
-    if (this.order === null) {
-      this.order = new Array<number>(r);
-      for (let i = 0; i < r; i++) this.order[i] = i;
+    if (this.first === before) {
+      this.first = r;
+      return;
     }
-    this.order.splice(k, 0, r);
+    let p = this.first;
+    while (t[p * W + NX] !== before) p = t[p * W + NX];
+    t[p * W + NX] = r;
   }
 
   // ---- reading ----
@@ -338,9 +331,8 @@ abstract class SipMessageBase {
     const id = KEY_IDS.get(key) ?? OTHER;
     const out: string[] = [];
     const isList = LIST_HEADERS.has(key);
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
       const v = this._value(r);
       if (isList) {
@@ -359,9 +351,8 @@ abstract class SipMessageBase {
   firstValue(name: string): string | undefined {
     const id = keyIdOf(name);
     const key = id === OTHER ? headerKey(name) : '';
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
       const v = this._value(r);
       const first = firstSpan(v);
@@ -376,9 +367,8 @@ abstract class SipMessageBase {
     const id = keyIdOf(name);
     const key = id === OTHER ? headerKey(name) : '';
     const out: string[] = [];
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (this.isKey(r, id, key)) out.push(this.lineOfRow(r));
     }
     return out;
@@ -394,9 +384,8 @@ abstract class SipMessageBase {
     let callId = '';
     let cseq = '';
     let to: string | undefined;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (this.flags(r) & DELETED) continue;
       const id = this.rows[r * W + KEY];
       if (id === K_VIA) via = joinLine(via, this.lineOfRow(r));
@@ -415,9 +404,8 @@ abstract class SipMessageBase {
   /** Snapshot of the fields in order (tests, diagnostics). */
   get fields(): HeaderField[] {
     const out: HeaderField[] = [];
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       const fl = this.flags(r);
       if (fl & DELETED) continue;
       const f: HeaderField = { name: this.nameOfRow(r), key: this.keyOfRow(r), value: this._value(r) };
@@ -482,24 +470,22 @@ abstract class SipMessageBase {
     const id = KEY_IDS.get(key) ?? OTHER;
     const v = textToBytes(value);
     let done = false;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
       if (done) this.deleteRow(r);
       else this.setValue(r, v);
       done = true;
     }
-    if (!done) this.insertRow(this.size, name, id, v);
+    if (!done) this.insertRow(-1, name, id, v);
     this.touched(id);
   }
 
   removeHeader(name: string): void {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (this.isKey(r, id, key)) this.deleteRow(r);
     }
     this.touched(id);
@@ -509,15 +495,8 @@ abstract class SipMessageBase {
   prependHeader(name: string, value: string): void {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    let at = 0;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      if (this.isKey(this.rowAt(k), id, key)) {
-        at = k;
-        break;
-      }
-    }
-    this.insertRow(at, name, id, textToBytes(value));
+    const at = this.firstRow(id, key);
+    this.insertRow(at >= 0 ? at : this.first, name, id, textToBytes(value));
     this.touched(id);
   }
 
@@ -525,7 +504,7 @@ abstract class SipMessageBase {
   appendHeader(name: string, value: string): void {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    this.insertRow(this.size, name, id, textToBytes(value));
+    this.insertRow(-1, name, id, textToBytes(value));
     this.touched(id);
   }
 
@@ -537,9 +516,8 @@ abstract class SipMessageBase {
   removeFirstValue(name: string): string | undefined {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
       const v = this._value(r);
       if (v.indexOf(',') < 0) {
@@ -568,9 +546,12 @@ abstract class SipMessageBase {
   removeLastValue(name: string): string | undefined {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    for (let k = this.size - 1; k >= 0; k--) {
-      const r = this.rowAt(k);
-      if (!this.isKey(r, id, key)) continue;
+    // The rows of this header, last first.
+    const t = this.rows;
+    const matches: number[] = [];
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) if (this.isKey(r, id, key)) matches.push(r);
+    for (let m = matches.length - 1; m >= 0; m--) {
+      const r = matches[m];
       const v = this._value(r);
       const spans = splitCommaSpans(v);
       if (spans.length === 0) {
@@ -591,9 +572,8 @@ abstract class SipMessageBase {
   replaceFirstValue(name: string, value: string): void {
     const key = headerKey(name);
     const id = KEY_IDS.get(key) ?? OTHER;
-    const n = this.size;
-    for (let k = 0; k < n; k++) {
-      const r = this.rowAt(k);
+    const t = this.rows;
+    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
       const v = this._value(r);
       const first = firstSpan(v);
@@ -627,32 +607,30 @@ abstract class SipMessageBase {
     const t = this.rows;
     let out = this.startLine() + '\r\n';
     let hasCl = false;
-    const n = this.size;
-    for (let k = 0; k < n; ) {
-      const r = this.rowAt(k);
+    for (let r = this.first; r >= 0; ) {
       const o = r * W;
       const fl = t[o + FL];
       if (fl & DELETED) {
-        k++;
+        r = t[o + NX];
         continue;
       }
       if (t[o + KEY] === K_CONTENT_LENGTH) hasCl = true;
       if (fl & (EDITED | INSERTED | FOLDED)) {
         out += this.lineOfRow(r) + '\r\n';
-        k++;
+        r = t[o + NX];
         continue;
       }
       // Extend the run while the next field is an untouched line starting right after this
       // one's CRLF.
       const from = t[o + LS];
       let end = t[o + LE];
-      k++;
-      while (k < n && raw.charCodeAt(end) === 13 && raw.charCodeAt(end + 1) === 10) {
-        const g = this.rowAt(k) * W;
+      r = t[o + NX];
+      while (r >= 0 && raw.charCodeAt(end) === 13 && raw.charCodeAt(end + 1) === 10) {
+        const g = r * W;
         if (t[g + FL] !== 0 || t[g + LS] !== end + 2) break;
         if (t[g + KEY] === K_CONTENT_LENGTH) hasCl = true;
         end = t[g + LE];
-        k++;
+        r = t[g + NX];
       }
       out += raw.charCodeAt(end) === 13 && raw.charCodeAt(end + 1) === 10 ? raw.slice(from, end + 2) : raw.slice(from, end) + '\r\n';
     }
@@ -965,6 +943,7 @@ export function parseMessage(input: string | Uint8Array, opts: ParseOptions = {}
     t[o + LE] = cut;
     t[o + KEY] = id;
     t[o + FL] = 0;
+    t[o + NX] = count + 1;
     switch (id) {
       case K_VIA: if (viaRow < 0) viaRow = count; break;
       case K_CSEQ: if (cseqRow < 0) cseqRow = count; break;
@@ -977,6 +956,7 @@ export function parseMessage(input: string | Uint8Array, opts: ParseOptions = {}
     count++;
   }
   const rows = t.slice(0, count * W);
+  if (count > 0) rows[(count - 1) * W + NX] = -1;
 
   // Body and Content-Length (§18.3, §20.14).
   const bodyStart = Math.min(headEnd + sepLen, text.length);

@@ -30,7 +30,7 @@ import { LogThrottle } from './log-throttle';
 import type { UdpIo } from './udp-socket';
 import { TimerService, type TimerName, type TimerSlot } from './timer-service';
 import { EventLoopLag } from './event-loop-lag';
-import { buildBye, dialogRecordOf, type DialogRecord } from './dialog';
+import { buildBye, byeRoutes, dialogRecordOf, type ByeRoutes, type DialogRecord } from './dialog';
 import { textToBytes, own } from './syntax';
 
 export interface ProxyOptions {
@@ -354,7 +354,8 @@ export class SipProxy extends EventEmitter {
   }
 
   private onAck(req: SipRequest, m: InboundMessage): void {
-    const tx = this.server.get(serverKey(req));
+    const key = serverKey(req);
+    const tx = this.server.get(key);
     if (tx && tx.state !== 'accepted') {
       // §17.2.1: the ACK for a non-2xx final response ends the INVITE server transaction here;
       // the downstream ACK was already sent by our client transaction (§17.1.1.3).
@@ -367,8 +368,9 @@ export class SipProxy extends EventEmitter {
       this.counters.retransmissionsAbsorbed++;
       return;
     }
-    // ACK for a 2xx is a transaction of its own, forwarded statelessly (§16.11 / RFC 6026).
-    this.forwardStateless(req, m);
+    // ACK for a 2xx is a transaction of its own, forwarded statelessly (§16.11 / RFC 6026). Its
+    // key (its own branch, matched as INVITE) names it: its branch downstream is derived from it.
+    this.forwardStateless(req, m, key);
   }
 
   /** §16.10 */
@@ -627,7 +629,11 @@ export class SipProxy extends EventEmitter {
 
   /** §16.6 step 3: decrement, or add 70 when absent. */
   private decrementMaxForwards(req: SipRequest): void {
-    const mf = req.header('max-forwards');
+    this.setMaxForwards(req, req.header('max-forwards'));
+  }
+
+  /** §16.6 step 3 with the Max-Forwards value already read (`mf`). */
+  private setMaxForwards(req: SipRequest, mf: string | undefined): void {
     if (mf === undefined) req.appendHeader('Max-Forwards', '70');
     else req.setHeader('Max-Forwards', String(Math.max(0, Number(mf) - 1)));
   }
@@ -645,7 +651,7 @@ export class SipProxy extends EventEmitter {
   }
 
   /** ACK for a 2xx (and anything else forwarded without a transaction): route and send, no state. */
-  private forwardStateless(req: SipRequest, m: InboundMessage): void {
+  private forwardStateless(req: SipRequest, m: InboundMessage, key: string): void {
     const mf = req.header('max-forwards');
     if (mf !== undefined && Number(mf) === 0) {
       this.counters.dropped++;
@@ -654,12 +660,12 @@ export class SipProxy extends EventEmitter {
     this.preprocessRoutes(req);
     const fromUpstream = this.isFromUpstream(m, req.topViaOrUndefined);
     const callId = req.callId;
-    const branch = branchFor(serverKey(req, req.method));
+    const branch = branchFor(key);
     const send = (dest: Peer): void => {
       if (this.stopped || this.router!.isSelfPeer(dest)) return;
       const ep = this.endpointToward(dest);
       if (!ep) return;
-      this.decrementMaxForwards(req);
+      this.setMaxForwards(req, mf);
       req.prependHeader('Via', this.router!.via(ep, branch));
       this.counters.forwarded++;
       this.transport!.send(dest, req.toText(), { local: ep }, (err) => {
@@ -1059,9 +1065,10 @@ export class SipProxy extends EventEmitter {
   hangUp(callId: string, reason = 'SIP;cause=403;text="ended by tollguard"'): boolean {
     if (this.stopped || !this.transport) return false;
     const entry = this.dialogs.get(callId);
-    if (entry !== undefined) {
+    const routes = entry === undefined ? null : byeRoutes(entry.record, this.isSelfRoute);
+    if (entry !== undefined && routes !== null) {
       this.dialogs.delete(callId);
-      this.sendByes(entry.record, reason);
+      this.sendByes(entry.record, routes, reason);
       this.endCall(callId, 'hangup');
       return true;
     }
@@ -1081,7 +1088,7 @@ export class SipProxy extends EventEmitter {
   private rememberDialog(c: ClientTransaction, tx: ServerTransaction, invite: SipRequest, res: SipResponse): void {
     this.ringing.delete(tx.callId);
     const caller = { contact: invite.firstValue('contact'), from: invite.fieldLines('from')[0] ?? '', cseq: invite.cseq.seq };
-    const record = dialogRecordOf(tx, c, caller, res, this.isSelfRoute);
+    const record = dialogRecordOf(tx, c, caller, res);
     if (record === null) return;
     const now = Date.now();
     // Insertion order is expiry order: drop expired and over-bound records from the front.
@@ -1092,14 +1099,14 @@ export class SipProxy extends EventEmitter {
     this.dialogs.set(tx.callId, { expires: now + (this.opts.dialogTtlMs ?? 4 * 3600_000), record });
   }
 
-  private sendByes(d: DialogRecord, reason: string): void {
+  private sendByes(d: DialogRecord, r: ByeRoutes, reason: string): void {
     const callId = textToBytes(d.callId);
     // Toward the callee we speak as the caller (From = caller), toward the caller as the callee.
     this.sendBye(d.calleeDest, d.calleeLocal, undefined, {
-      target: d.calleeTarget, routes: d.calleeRoutes, from: d.from, to: d.to, callId, cseq: d.callerCseq + BYE_CSEQ_STEP, reason,
+      target: r.calleeTarget, routes: r.calleeRoutes, from: d.from, to: d.to, callId, cseq: d.callerCseq + BYE_CSEQ_STEP, reason,
     });
     this.sendBye(d.callerPeer, d.callerLocal, d.callerConn, {
-      target: d.callerTarget, routes: d.callerRoutes, from: d.to, to: d.from, callId, cseq: d.calleeCseq + BYE_CSEQ_STEP, reason,
+      target: r.callerTarget, routes: r.callerRoutes, from: d.to, to: d.from, callId, cseq: d.calleeCseq + BYE_CSEQ_STEP, reason,
     });
   }
 

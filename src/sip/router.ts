@@ -136,9 +136,13 @@ export class Router {
 
   /** Whether a destination is one of our own listening sockets (forwarding there would loop). */
   isSelfPeer(p: Peer): boolean {
-    return this.endpoints.some(
-      (ep) => ep.transport === p.transport && ep.port === p.port && (ep.address === p.address || isWildcard(ep.address) && this.selfKeys.has(`${p.address}|${p.port}`)),
-    );
+    const eps = this.endpoints;
+    for (let i = 0; i < eps.length; i++) {
+      const ep = eps[i];
+      if (ep.transport !== p.transport || ep.port !== p.port) continue;
+      if (ep.address === p.address || (isWildcard(ep.address) && this.selfKeys.has(`${p.address}|${p.port}`))) return true;
+    }
+    return false;
   }
 
   /** Next hop named by a URI (§16.5, RFC 3263 reduced to "IP or A/AAAA, port default 5060"). */

@@ -186,7 +186,11 @@ export class TransportLayer {
 
   /** The listening endpoint used as our address for a transport and IP family. */
   endpointFor(transport: TransportName, family: 4 | 6): LocalEndpoint | undefined {
-    if (transport === 'udp') return this.udp.find((u) => u.local.family === family)?.local;
+    if (transport === 'udp') {
+      const udp = this.udp;
+      for (let i = 0; i < udp.length; i++) if (udp[i].local.family === family) return udp[i].local;
+      return undefined;
+    }
     return this.listeners.find((l) => l.local.transport === transport && l.local.family === family)?.local;
   }
 
