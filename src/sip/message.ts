@@ -466,8 +466,8 @@ abstract class SipMessageBase {
 
   /** Replaces every field of this header by one (at the first one's position), or appends it. */
   setHeader(name: string, value: string): void {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     const v = textToBytes(value);
     let done = false;
     const t = this.rows;
@@ -482,8 +482,8 @@ abstract class SipMessageBase {
   }
 
   removeHeader(name: string): void {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     const t = this.rows;
     for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (this.isKey(r, id, key)) this.deleteRow(r);
@@ -493,8 +493,8 @@ abstract class SipMessageBase {
 
   /** Inserts a field above the first field of the same header, or at the top of the head. */
   prependHeader(name: string, value: string): void {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     const at = this.firstRow(id, key);
     this.insertRow(at >= 0 ? at : this.first, name, id, textToBytes(value));
     this.touched(id);
@@ -502,8 +502,7 @@ abstract class SipMessageBase {
 
   /** Appends a field at the end of the head. */
   appendHeader(name: string, value: string): void {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
     this.insertRow(-1, name, id, textToBytes(value));
     this.touched(id);
   }
@@ -514,8 +513,8 @@ abstract class SipMessageBase {
    * Returns the removed value.
    */
   removeFirstValue(name: string): string | undefined {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     const t = this.rows;
     for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
@@ -527,6 +526,15 @@ abstract class SipMessageBase {
         if (first === undefined) continue;
         this.touched(id);
         return bytesToText(v.slice(first.start, first.end));
+      }
+      // Several elements ("Via: ours, theirs" as sipp folds them): cut at the first top-level
+      // comma, without splitting the whole list.
+      const cut = firstElementCut(v);
+      if (cut !== null) {
+        if (cut.rest === v.length) this.deleteRow(r);
+        else this.setValue(r, v.slice(cut.rest));
+        this.touched(id);
+        return bytesToText(v.slice(cut.start, cut.end));
       }
       const spans = splitCommaSpans(v);
       if (spans.length === 0) {
@@ -544,8 +552,8 @@ abstract class SipMessageBase {
 
   /** Removes the last element of a list header (strict-router handling, §16.4). Returns it. */
   removeLastValue(name: string): string | undefined {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     // The rows of this header, last first.
     const t = this.rows;
     const matches: number[] = [];
@@ -570,8 +578,8 @@ abstract class SipMessageBase {
 
   /** Replaces the first element of a list header (e.g. the sender's Via after stamping received=). */
   replaceFirstValue(name: string, value: string): void {
-    const key = headerKey(name);
-    const id = KEY_IDS.get(key) ?? OTHER;
+    const id = keyIdOf(name);
+    const key = id === OTHER ? headerKey(name) : '';
     const t = this.rows;
     for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
@@ -650,6 +658,39 @@ abstract class SipMessageBase {
   private hasContentLength(): boolean {
     return this.firstRow(K_CONTENT_LENGTH, '') >= 0;
   }
+}
+
+/**
+ * The first element of a comma list and where the rest starts, as splitCommaSpans() would cut them
+ * (quotes and <...> respected, whitespace trimmed), found without splitting the rest; `rest` is
+ * v.length when nothing follows. Null for the odd cases (an empty first or second element): the
+ * caller then splits the list.
+ */
+function firstElementCut(v: string): { start: number; end: number; rest: number } | null {
+  const n = v.length;
+  let start = 0;
+  while (start < n && isWs(v.charCodeAt(start))) start++;
+  let inQuote = false;
+  let inAngle = false;
+  let i = start;
+  for (; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (inQuote) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inQuote = false;
+    } else if (c === 0x22) inQuote = true;
+    else if (c === 0x3c) inAngle = true;
+    else if (c === 0x3e) inAngle = false;
+    else if (c === 0x2c && !inAngle) break;
+  }
+  let end = i;
+  while (end > start && isWs(v.charCodeAt(end - 1))) end--;
+  if (end === start) return null;
+  let rest = i + 1;
+  while (rest < n && isWs(v.charCodeAt(rest))) rest++;
+  if (rest >= n) return { start, end, rest: n };
+  if (v.charCodeAt(rest) === 0x2c) return null;
+  return { start, end, rest };
 }
 
 function joinLine(lines: string, line: string): string {

@@ -332,3 +332,27 @@ describe('tags', () => {
     }
   });
 });
+
+describe('removeFirstValue', () => {
+  it('cuts the first element of a list as splitting the whole list would', () => {
+    const { splitCommaSpans } = jest.requireActual('../../../src/sip/syntax') as typeof import('../../../src/sip/syntax');
+    const parts = ['<sip:a;lr>', '<sip:b,c;lr>', '"x, y" <sip:d>', ' ', '', 'SIP/2.0/UDP h;branch=z9hG4bK1', '"q\\"," <sip:e>', '<sip:f'];
+    let seed = 11;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const items: string[] = [];
+      for (let k = 1 + rnd(4); k > 0; k--) items.push(parts[rnd(parts.length)]);
+      const value = items.join(rnd(2) ? ', ' : ',');
+      if (value.trim() === '') continue;
+      const m = parseMessage(Buffer.from(req([...BASE, `Route: ${value}`, 'Content-Length: 0']), 'latin1'));
+      const spans = splitCommaSpans(value);
+      const removed = m.removeFirstValue('route');
+      const expected = spans.length === 0 ? undefined : value.slice(spans[0].start, spans[0].end);
+      const rest = spans.length > 1 ? splitCommaSpans(value.slice(spans[1].start)).map((sp) => value.slice(spans[1].start).slice(sp.start, sp.end)) : [];
+      expect([value, removed, m.headers('route')]).toEqual([value, expected, rest]);
+    }
+  });
+});
