@@ -325,3 +325,48 @@ allowed_sources: [127.0.0.1]
     }
   });
 });
+
+describe('UDP I/O layer', () => {
+  it('the guard runs its UDP sockets on the native batch addon (Linux, built at install)', async () => {
+    const line = await guard.waitForLog((l) => l.message === 'sip proxy listening');
+    expect(line.udpIo).toBe('batch');
+  });
+
+  it('with sip.udp_io: dgram the same calls work on node:dgram: IPv4 and IPv6 answered, a 403 from outside allowed_sources', async () => {
+    const port = 16260;
+    const corePort = 16280;
+    const dir = makeRulesDir({
+      guard: `
+sip:
+  listen: [udp:127.0.0.1:${port}, "udp:[::1]:${port}"]
+  upstream: 127.0.0.1:${corePort}
+  udp_io: dgram
+home_country: NZ
+allowed_sources: [127.0.0.1, "::1"]
+`,
+      accounts: 'accounts:\n  any:\n    sources: [127.0.0.1/32, "::1/128"]\n',
+    });
+    const g = await startGuard(['--rules', dir]);
+    try {
+      expect((await g.waitForLog((l) => l.message === 'sip proxy listening')).udpIo).toBe('dgram');
+      const uas = await startSippUas({ scenario: S('uas-core.xml'), localIp: '127.0.0.1', localPort: corePort, calls: 1000, timeoutMs: 30_000 });
+      const dial = (localIp: string, scenario: string) => {
+        const host = localIp.includes(':') ? '[::1]' : '127.0.0.1';
+        return runSipp({
+          scenario: S(scenario), remote: `${host}:${port}`, localIp, localPort: nextPort++, calls: 1, rate: 10, timeoutMs: 20_000,
+          keys: { ruri: `sip:095550111@${host}:${port}`, from_user: 'someone' },
+        });
+      };
+      const v4 = await dial('127.0.0.1', 'uac-answered.xml');
+      const v6 = await dial('::1', 'uac-answered.xml');
+      const outside = await dial('127.0.0.2', 'uac-expect-403.xml');
+      const coreSide = await uas.stop();
+      expect([v4.stats.successful, v6.stats.successful, outside.stats.successful]).toEqual([1, 1, 1]);
+      expect(coreSide.stats.successful).toBe(2);
+      expect(g.decisions().map((d) => d.verdict)).toEqual(['allow', 'allow', 'reject']);
+    } finally {
+      expect(await g.stop()).toBe(0);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -122,6 +122,16 @@ describe('each kind of error names file:line', () => {
     expect(loadRuleSet(fine).guard.sip.overload_lag_ms).toBe(0);
   });
 
+  it('an unknown UDP I/O layer', () => {
+    const guard = fs.readFileSync(path.join(SHIPPED, 'guard.yaml'), 'utf8').replace('  upstream: 127.0.0.1:5080', '  upstream: 127.0.0.1:5080\n  udp_io: uring');
+    const dir = dirWith({ guard });
+    const p = onlyProblem(dir);
+    expect(p.at).toBe(`${fileOf(dir, 'guard')}:${lineWith(guard, 'udp_io')}`);
+    expect(p.message).toMatch(/^sip\.udp_io: expected auto, batch or dgram/);
+    const fine = dirWith({ guard: guard.replace('udp_io: uring', 'udp_io: dgram') });
+    expect(loadRuleSet(fine).guard.sip.udp_io).toBe('dgram');
+  });
+
   it('unknown key, with a suggestion, on the line of the key', () => {
     const accounts = GOOD_ACCOUNTS + '    limits:\n      calls_per_second: 2\n      calls_per_minut: 10\n';
     const dir = dirWith({ accounts });
