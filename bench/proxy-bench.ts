@@ -16,7 +16,7 @@ const IP = '127.0.0.1';
 const UAS_PORT = 17080;
 const GUARD_PORT = 17060;
 const SECONDS_PER_STEP = Number(process.env.BENCH_STEP_SECONDS ?? 4);
-const RATES = (process.env.BENCH_RATES ?? '1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '1000,2000,4000,6000,8000,9000,10000,11000,12000').split(',').map(Number);
 
 interface Step extends SippCounts {
   rate: number;
