@@ -857,6 +857,17 @@ static napi_value js_buffer_sizes(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* A JS array of n int32 values (NULL with an exception pending on failure). */
+static napi_value int32_array(napi_env env, const int32_t *v, uint32_t n) {
+  napi_value arr, x;
+  CHECK(napi_create_array_with_length(env, n, &arr));
+  for (uint32_t i = 0; i < n; i++) {
+    CHECK(napi_create_int32(env, v[i], &x));
+    CHECK(napi_set_element(env, arr, i, x));
+  }
+  return arr;
+}
+
 /* address(handle) -> [family, port, a0, a1, a2, a3, scope] of the bound
  * socket. */
 static napi_value js_address(napi_env env, napi_callback_info info) {
@@ -876,13 +887,7 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
   v[6] = ss.ss_family == AF_INET6
              ? (int32_t)((struct sockaddr_in6 *)&ss)->sin6_scope_id
              : 0;
-  napi_value arr, x;
-  CHECK(napi_create_array_with_length(env, 7, &arr));
-  for (uint32_t i = 0; i < 7; i++) {
-    CHECK(napi_create_int32(env, v[i], &x));
-    CHECK(napi_set_element(env, arr, i, x));
-  }
-  return arr;
+  return int32_array(env, v, 7);
 }
 
 /* parseAddress(text, family) -> [a0, a1, a2, a3, scope] or null.
@@ -891,7 +896,7 @@ static napi_value js_parse_address(napi_env env, napi_callback_info info) {
   ARGS(2);
   char txt[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   size_t n;
-  napi_value r, x;
+  napi_value r;
   if (napi_get_value_string_utf8(env, argv[0], txt, sizeof txt, &n) != napi_ok) {
     napi_throw_type_error(env, NULL, "address must be a string");
     return NULL;
@@ -906,12 +911,7 @@ static napi_value js_parse_address(napi_env env, napi_callback_info info) {
   int32_t w[5];
   sockaddr_to_words(&ss, w);
   w[4] = fam == AF_INET6 ? (int32_t)((struct sockaddr_in6 *)&ss)->sin6_scope_id : 0;
-  CHECK(napi_create_array_with_length(env, 5, &r));
-  for (uint32_t i = 0; i < 5; i++) {
-    CHECK(napi_create_int32(env, w[i], &x));
-    CHECK(napi_set_element(env, r, i, x));
-  }
-  return r;
+  return int32_array(env, w, 5);
 }
 
 /* formatAddress(family, a0, a1, a2, a3, scope) -> text.  Cache-miss path

@@ -349,15 +349,20 @@ abstract class SipMessageBase {
 
   /** First element of a list header (e.g. the topmost Route), without splitting the rest. */
   firstValue(name: string): string | undefined {
+    const f = this.firstElement(name);
+    return f === undefined ? undefined : bytesToText(f.value.slice(f.start, f.end));
+  }
+
+  /** The row holding a header's first element, its value and where in it the element lies. */
+  private firstElement(name: string): { row: number; id: number; value: string; start: number; end: number } | undefined {
     const id = keyIdOf(name);
     const key = id === OTHER ? headerKey(name) : '';
     const t = this.rows;
     for (let r = this.first; r >= 0; r = t[r * W + NX]) {
       if (!this.isKey(r, id, key)) continue;
-      const v = this._value(r);
-      const first = firstSpan(v);
-      if (first === undefined) continue;
-      return bytesToText(v.slice(first.start, first.end));
+      const value = this._value(r);
+      const span = firstSpan(value);
+      if (span !== undefined) return { row: r, id, value, start: span.start, end: span.end };
     }
     return undefined;
   }
@@ -578,18 +583,10 @@ abstract class SipMessageBase {
 
   /** Replaces the first element of a list header (e.g. the sender's Via after stamping received=). */
   replaceFirstValue(name: string, value: string): void {
-    const id = keyIdOf(name);
-    const key = id === OTHER ? headerKey(name) : '';
-    const t = this.rows;
-    for (let r = this.first; r >= 0; r = t[r * W + NX]) {
-      if (!this.isKey(r, id, key)) continue;
-      const v = this._value(r);
-      const first = firstSpan(v);
-      if (first === undefined) continue;
-      this.setValue(r, v.slice(0, first.start) + textToBytes(value) + v.slice(first.end));
-      this.touched(id);
-      return;
-    }
+    const f = this.firstElement(name);
+    if (f === undefined) return;
+    this.setValue(f.row, f.value.slice(0, f.start) + textToBytes(value) + f.value.slice(f.end));
+    this.touched(f.id);
   }
 
   protected touched(id: number): void {

@@ -47,13 +47,39 @@ export function serverKey(req: SipRequest, methodOverride?: string): string {
 }
 
 
+/**
+ * A transaction's two timers: it is its own deadline slot (B, C, F, H, the admission time-out, the
+ * end of lingering: D, I, J, K, L, M) and makes a retransmission slot (A, E, G) when first needed,
+ * forgotten once it re-sends no more (most server transactions never need one).
+ */
+abstract class TransactionTimers<T> extends TimerSlot<T> {
+  private rtSlot: TimerSlot<T> | null = null;
+
+  /** The retransmission slot. */
+  get rt(): TimerSlot<T> {
+    return (this.rtSlot ??= new TimerSlot<T>(this as unknown as T));
+  }
+
+  /** The deadline slot: the transaction itself. */
+  get dl(): TimerSlot<T> {
+    return this;
+  }
+
+  /** Forgets the retransmission slot (it must not be armed): a finished transaction needs none. */
+  dropRt(): void {
+    this.rtSlot = null;
+  }
+
+  get hasRt(): boolean {
+    return this.rtSlot !== null;
+  }
+}
+
 export type ServerState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 
 /** The proxy's server side of one request (§17.2): who to answer and what was answered. */
-export class ServerTransaction extends TimerSlot<ServerTransaction> {
+export class ServerTransaction extends TransactionTimers<ServerTransaction> {
   state: ServerState = 'proceeding';
-  /** Timer G (retransmission), made when first needed: most server transactions never need it. */
-  private rtSlot: TimerSlot<ServerTransaction> | null = null;
   /** Last response sent (provisional or final), re-sent when the request is retransmitted. */
   last: string | null = null;
   lastStatus = 0;
@@ -85,24 +111,6 @@ export class ServerTransaction extends TimerSlot<ServerTransaction> {
     super();
   }
 
-  /** Timer G's slot. */
-  get rt(): TimerSlot<ServerTransaction> {
-    return (this.rtSlot ??= new TimerSlot<ServerTransaction>(this));
-  }
-
-  /** Timer H, the admission time-out, or the end of lingering (I, J, L): the transaction itself. */
-  get dl(): TimerSlot<ServerTransaction> {
-    return this;
-  }
-
-  /** Forgets the retransmission slot (it must not be armed): a finished transaction needs none. */
-  dropRt(): void {
-    this.rtSlot = null;
-  }
-
-  get hasRt(): boolean {
-    return this.rtSlot !== null;
-  }
 
   get isInvite(): boolean {
     return this.method === 'INVITE';
@@ -120,10 +128,8 @@ export class ServerTransaction extends TimerSlot<ServerTransaction> {
 export type ClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
 /** The proxy's client side of one forwarded request (§17.1). */
-export class ClientTransaction extends TimerSlot<ClientTransaction> {
+export class ClientTransaction extends TransactionTimers<ClientTransaction> {
   state: ClientState = 'calling';
-  /** Timer A or E (retransmission), made when first needed and forgotten when the transaction completes. */
-  private rtSlot: TimerSlot<ClientTransaction> | null = null;
   /** The request as sent, for retransmissions; dropped once a response arrives. */
   buf: string | null;
   /** INVITE only: the request as forwarded (after the proxy's edits), while its ACK or CANCEL may be needed. */
@@ -163,24 +169,6 @@ export class ClientTransaction extends TimerSlot<ClientTransaction> {
     this.buf = buf;
   }
 
-  /** Timer A's or E's slot. */
-  get rt(): TimerSlot<ClientTransaction> {
-    return (this.rtSlot ??= new TimerSlot<ClientTransaction>(this));
-  }
-
-  /** Timer B, C or F, the CANCEL's time-out, or the end of lingering (D, K, M): the transaction itself. */
-  get dl(): TimerSlot<ClientTransaction> {
-    return this;
-  }
-
-  /** Forgets the retransmission slot (it must not be armed): a finished transaction needs none. */
-  dropRt(): void {
-    this.rtSlot = null;
-  }
-
-  get hasRt(): boolean {
-    return this.rtSlot !== null;
-  }
 
   get isInvite(): boolean {
     return this.method === 'INVITE';
