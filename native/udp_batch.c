@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- sizes ------------------------------------------------------------ */
@@ -45,7 +46,7 @@
  * touched become resident. */
 #define RX_SLOT_BYTES 65536
 #define RX_MAX_PER_WAKEUP 256 /* so one busy socket cannot starve the loop */
-#define META_FIELDS 9         /* see fill_meta() */
+#define META_FIELDS 10        /* see fill_meta() */
 #define TX_SLOTS 64           /* datagrams per sendmmsg */
 #define TX_BYTES (256 * 1024) /* copy area for queued payloads */
 /* One spare byte: napi_get_value_string_latin1 always writes a NUL after
@@ -123,6 +124,8 @@ typedef struct {
   struct mmsghdr rmsg[RX_SLOTS];
   struct iovec riov[RX_SLOTS];
   struct sockaddr_storage rname[RX_SLOTS];
+  /* SO_TIMESTAMPNS control data: when the kernel queued each datagram. */
+  char rctl[RX_SLOTS][CMSG_SPACE(sizeof(struct timespec))];
 
   /* Send queue: messages [tq_head, tq_count) are pending; their bytes live
    * in tbuf.  The queue is reset to empty once everything left. */
@@ -322,6 +325,19 @@ static void on_prepare(uv_prepare_t *h) {
 
 /* ---- receiving -------------------------------------------------------- */
 
+/* µs between the kernel's receive timestamp of a datagram and now; -1 without one. */
+static int32_t queued_us(const struct msghdr *h, const struct timespec *now) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    struct timespec ts;
+    memcpy(&ts, CMSG_DATA(c), sizeof ts);
+    int64_t us = ((int64_t)now->tv_sec - ts.tv_sec) * 1000000 + (now->tv_nsec - ts.tv_nsec) / 1000;
+    if (us < 0) return 0; /* the clock was stepped back */
+    return us > INT32_MAX ? INT32_MAX : (int32_t)us;
+  }
+  return -1;
+}
+
 /* Meta record per kept datagram (Int32, META_FIELDS each):
  *   [0] offset in arena  [1] length  [2] source port
  *   [3] address form, 4 or 6.  An IPv4-mapped source (::ffff:a.b.c.d: an
@@ -329,10 +345,14 @@ static void on_prepare(uv_prepare_t *h) {
  *       proxy names IPv4 peers a.b.c.d everywhere, and a send to a.b.c.d
  *       on that socket maps the address back (text_to_sockaddr).
  *   [4..7] source address words (IPv4: [4] only)
- *   [8] IPv6 scope id, 0 if none (the kernel sets it for link-local). */
+ *   [8] IPv6 scope id, 0 if none (the kernel sets it for link-local).
+ *   [9] how long the datagram waited in the socket queue, in µs (-1 when
+ *       the kernel gave no timestamp; capped at INT32_MAX). */
 static int fill_meta(sock_t *s, int n) {
   int32_t *m = s->rx->meta;
   int kept = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now); /* SO_TIMESTAMPNS uses the realtime clock */
   for (int i = 0; i < n; i++) {
     const struct msghdr *h = &s->rmsg[i].msg_hdr;
     if (h->msg_flags & MSG_TRUNC) { /* cannot happen with 64 KiB slots */
@@ -356,6 +376,7 @@ static int fill_meta(sock_t *s, int n) {
       sockaddr_to_words(ss, r + 4);
       r[8] = ss->ss_family == AF_INET6 ? (int32_t)a6->sin6_scope_id : 0;
     }
+    r[9] = queued_us(h, &now);
     kept++;
   }
   return kept;
@@ -396,6 +417,7 @@ static void rx_drain(sock_t *s) {
   while (!s->closed && s->has_receiver && total < RX_MAX_PER_WAKEUP) {
     for (int i = 0; i < RX_SLOTS; i++) {
       s->rmsg[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      s->rmsg[i].msg_hdr.msg_controllen = sizeof s->rctl[i];
       s->rmsg[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(s->fd, s->rmsg, RX_SLOTS, MSG_DONTWAIT, NULL);
@@ -570,7 +592,13 @@ static napi_value js_create_socket(napi_env env, napi_callback_info info) {
     s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
     s->rmsg[i].msg_hdr.msg_iovlen = 1;
     s->rmsg[i].msg_hdr.msg_name = &s->rname[i];
+    s->rmsg[i].msg_hdr.msg_control = s->rctl[i];
   }
+  /* Kernel receive timestamps, so JS can tell how long datagrams waited in the socket queue (the
+   * proxy's overload signal: a busy event loop can keep up with its timers while the backlog in
+   * the kernel grows). Without them the age is reported as -1. */
+  int on = 1;
+  setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   for (int i = 0; i < TX_SLOTS; i++) {
     s->tmsg[i].msg_hdr.msg_iov = &s->tiov[i];
     s->tmsg[i].msg_hdr.msg_iovlen = 1;

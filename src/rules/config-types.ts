@@ -66,7 +66,7 @@ export interface GuardConfig {
     udp_buffer_bytes?: number;
     /** UDP I/O: the native recvmmsg/sendmmsg addon (batch), node:dgram, or batch when it loaded (auto, default). */
     udp_io?: 'auto' | 'batch' | 'dgram';
-    /** Embedded proxy: new calls get 503 while the event loop runs this late (ms; 0 = off; default 200). */
+    /** Embedded proxy: new calls get 503 while it is this far behind: event loop or UDP queue (ms; 0 = off; default 100). */
     overload_lag_ms?: number;
     /** Backstop: a concurrent-call slot is freed after this long even if no BYE was seen. */
     max_call_seconds?: number;

@@ -62,9 +62,10 @@ export interface ProxyOptions {
   /** Answered admitted calls are remembered this long at most, for hangUp() (default 4 h). */
   dialogTtlMs?: number;
   /**
-   * Overload shedding: while the event loop runs this many ms late, new calls (initial INVITEs
-   * from customers) are answered 503 with Retry-After statelessly, so the calls already admitted
-   * can finish (default 200; 0 turns it off).
+   * Overload shedding: while the proxy is this many ms behind (the event loop runs that late, or
+   * datagrams waited that long in a batch UDP socket's queue), new calls (initial INVITEs from
+   * customers) are answered 503 with Retry-After statelessly, so the calls already admitted can
+   * finish (default 100; 0 turns it off).
    */
   overloadLagMs?: number;
 }
@@ -90,7 +91,8 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NO
 const UPSTREAM_DIALOGS_MAX = 100_000;
 const UPSTREAM_DIALOG_TTL_MS = 12 * 3600_000;
 const DIALOGS_MAX = 500_000;
-const DEFAULT_OVERLOAD_LAG_MS = 200;
+/** A request and its response both wait in the queue: 2 x 100 ms stays under T1 = 500 ms, a caller's first retransmission. */
+const DEFAULT_OVERLOAD_LAG_MS = 100;
 /** Far above any CSeq a UA reaches by counting its own requests, still below 2**31 (§8.1.1.5). */
 const BYE_CSEQ_STEP = 1000;
 
@@ -301,7 +303,10 @@ export class SipProxy extends EventEmitter {
     if (req.method === 'INVITE' && req.toTag === undefined && this.overloaded() && !this.isFromUpstream(m, req.topViaOrUndefined)) {
       // RFC 3261 §21.5.4 / RFC 5390: refuse new work while overloaded; no transaction is created.
       this.counters.shed++;
-      this.warn('shed', { message: 'overloaded, answering new calls 503', lagMs: Math.round(this.lag.lagMs()), peer: peerText(peer) });
+      this.warn('shed', {
+        message: 'overloaded, answering new calls 503', lagMs: Math.round(this.lag.lagMs()),
+        queueMs: Math.round(this.transport!.queueDelayMs()), peer: peerText(peer),
+      });
       this.replyStateless(req, m, 503, 'Service Unavailable', [['Retry-After', '5'], ['Warning', '399 tollguard "overloaded"']]);
       return;
     }
@@ -487,9 +492,15 @@ export class SipProxy extends EventEmitter {
     return m.peer.address === u.address && m.peer.port === u.port;
   }
 
+  /**
+   * Behind by more than overloadLagMs: the event loop runs that late, or (batch UDP) the datagrams
+   * being read waited that long in the socket queue. The second is what shows when the proxy
+   * reads in batches: each turn is short, so timers keep time, while the backlog in the kernel
+   * grows until the callers' retransmissions (Timer A, 500 ms) double the load.
+   */
   private overloaded(): boolean {
     const max = this.opts.overloadLagMs ?? DEFAULT_OVERLOAD_LAG_MS;
-    return max > 0 && this.lag.lagMs() > max;
+    return max > 0 && (this.lag.lagMs() > max || this.transport!.queueDelayMs() > max);
   }
 
   private isSelfTarget(uriText: string): boolean {

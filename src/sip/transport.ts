@@ -269,6 +269,17 @@ export class TransportLayer {
     }
   }
 
+  /**
+   * The longest time datagrams last read from a UDP socket had waited in its receive queue (ms;
+   * 0 when not known): how far behind the proxy is, as the event loop's lag does not show it.
+   */
+  queueDelayMs(): number {
+    let max = 0;
+    const udp = this.udp;
+    for (let i = 0; i < udp.length; i++) max = Math.max(max, udp[i].socket.queueDelayMs());
+    return max;
+  }
+
   /** The I/O layer of the UDP sockets ('batch' or 'dgram'), for the start-up log line. */
   udpIo(): string | undefined {
     return this.udp[0]?.socket.io;

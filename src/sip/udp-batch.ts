@@ -47,6 +47,11 @@ export interface UdpBatch {
   address(i: number): string;
   /** Datagram `i` as a Buffer over the native arena, not a copy: gone when the callback returns. */
   view(i: number): Buffer;
+  /**
+   * How long datagram `i` waited in the socket's receive queue before this batch read it, in µs
+   * (the kernel's receive timestamp, SO_TIMESTAMPNS); -1 when the kernel gave none.
+   */
+  queuedUs(i: number): number;
 }
 
 /** Counters since the socket was created; readable after close(). */
@@ -304,6 +309,10 @@ class Batch implements UdpBatch {
     const m = this.meta;
     const k = this.at(i);
     return m[k + 3] === 4 ? v4Text(m[k + 4]) : v6Text(this.lib, m[k + 4], m[k + 5], m[k + 6], m[k + 7], m[k + 8]);
+  }
+
+  queuedUs(i: number): number {
+    return this.meta[this.at(i) + 9];
   }
 
   view(i: number): Buffer {

@@ -33,6 +33,11 @@ export interface UdpSocket {
   send(data: string, port: number, address: string, done?: SendCallback): void;
   /** What the kernel granted for the receive and send buffers. */
   bufferSizes(): { recv: number; send: number };
+  /**
+   * How long the datagrams read last had waited in the socket's receive queue, in ms: the backlog
+   * the proxy is behind by (0 when not known: dgram has no receive timestamps).
+   */
+  queueDelayMs(): number;
   close(): Promise<void>;
 }
 
@@ -47,6 +52,8 @@ export interface UdpSocketOptions {
 
 /** How often the batch socket's counters are read for send errors the kernel reported. */
 const SEND_ERROR_CHECK_MS = 5_000;
+/** A queueing-delay reading older than this is not used (no datagram came since). */
+const QUEUE_READING_TTL_MS = 1_000;
 
 let warnedUnavailable = false;
 
@@ -66,6 +73,9 @@ export async function bindUdpSocket(o: UdpSocketOptions): Promise<UdpSocket> {
 class BatchUdpSocket implements UdpSocket {
   readonly io = 'batch';
   private timer: NodeJS.Timeout | null = null;
+  /** Queueing delay (µs) of the oldest datagram of the last batch, and when that batch came (ms). */
+  private queuedUs = 0;
+  private queuedAt = 0;
   private reported = { txErrors: 0, txDropped: 0 };
 
   private constructor(
@@ -87,6 +97,9 @@ class BatchUdpSocket implements UdpSocket {
     const u = new BatchUdpSocket(s, port, o);
     const deliver = o.onDatagram;
     s.onBatch((b) => {
+      // A batch is read oldest first: its first datagram waited longest.
+      u.queuedUs = b.queuedUs(0);
+      u.queuedAt = Date.now();
       for (let i = 0; i < b.count; i++) {
         const data = b.text(i);
         // RFC 5626 keep-alives over UDP are STUN; peers also send bare CRLFs. Neither is SIP.
@@ -116,6 +129,12 @@ class BatchUdpSocket implements UdpSocket {
 
   bufferSizes(): { recv: number; send: number } {
     return this.s.bufferSizes();
+  }
+
+  queueDelayMs(): number {
+    // A reading that old says nothing about now: the queue has been read empty since.
+    if (this.queuedUs <= 0 || Date.now() - this.queuedAt > QUEUE_READING_TTL_MS) return 0;
+    return this.queuedUs / 1000;
   }
 
   close(): Promise<void> {
@@ -184,6 +203,10 @@ class DgramUdpSocket implements UdpSocket {
     const bytes = Buffer.from(data, 'latin1');
     if (done) this.socket.send(bytes, port, address, (err) => done(err ?? null));
     else this.socket.send(bytes, port, address);
+  }
+
+  queueDelayMs(): number {
+    return 0;
   }
 
   bufferSizes(): { recv: number; send: number } {
