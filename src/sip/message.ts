@@ -462,7 +462,7 @@ abstract class SipMessageBase {
     return this._fromTag ?? undefined;
   }
 
-  /** True once any edit was made (toBuffer() then re-serialises the head). */
+  /** True once any edit was made (toText() then rebuilds the head). */
   get modified(): boolean {
     return this.changed || this.startLineChanged;
   }
