@@ -653,15 +653,23 @@ static napi_value js_create_socket(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+/* The socket of a handle for an operation that needs it open: throws (a
+ * TypeError for a bad handle, EBADF naming op once closed) and returns NULL
+ * otherwise. */
+static sock_t *open_sock(napi_env env, napi_value v, const char *op) {
+  sock_t *s = get_sock(env, v);
+  if (s && s->closed) {
+    throw_errno(env, EBADF, op, "(socket is closed)");
+    return NULL;
+  }
+  return s;
+}
+
 /* bind(handle, address, port) -> bound port; throws an errno Error. */
 static napi_value js_bind(napi_env env, napi_callback_info info) {
   ARGS(3);
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = open_sock(env, argv[0], "bind");
   if (!s) return NULL;
-  if (s->closed) {
-    throw_errno(env, EBADF, "bind", "(socket is closed)");
-    return NULL;
-  }
   char txt[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   size_t n;
   if (napi_get_value_string_utf8(env, argv[1], txt, sizeof txt, &n) != napi_ok) {
@@ -719,12 +727,8 @@ static napi_value js_set_receiver(napi_env env, napi_callback_info info) {
  * the socket buffer is full (EAGAIN). */
 static napi_value js_send(napi_env env, napi_callback_info info) {
   ARGS(8);
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = open_sock(env, argv[0], "send");
   if (!s) return NULL;
-  if (s->closed) {
-    throw_errno(env, EBADF, "send", "(socket is closed)");
-    return NULL;
-  }
   const uint8_t *src = NULL;
   size_t total;
   napi_valuetype vt;
