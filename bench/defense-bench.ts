@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { runBuiltinUac, startBuiltinUas } from './sipp-run';
 import { SqliteBanStore } from '../src/store/ban-store';
 import { openDatabase } from '../src/store/sqlite';
+import { TICKS_PER_SECOND, totalTicks } from './proc-cpu';
 import { ROOT } from './root';
 import { writeGuardYaml } from './bench-rules';
 
@@ -67,12 +68,7 @@ function seedBans(db: string): void {
   d.close();
 }
 
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-const TICK_S = 1 / 100; // USER_HZ
+const TICK_S = 1 / TICKS_PER_SECOND;
 
 /** Datagrams the kernel dropped on the guard's UDP socket (last column of /proc/net/udp). */
 function socketDrops(port: number): number {
@@ -146,12 +142,12 @@ interface FloodResult {
 
 async function measureFlood(guardPid: number, sources: string[]): Promise<FloodResult> {
   const drops0 = socketDrops(GUARD_PORT);
-  const cpu0 = cpuTicks(guardPid);
+  const cpu0 = totalTicks(guardPid);
   const t0 = Date.now();
   const sent = await flood(sources, FLOOD_SECONDS);
   const wall = (Date.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 300)); // let the guard drain its socket
-  const cpuSeconds = (cpuTicks(guardPid) - cpu0) * TICK_S;
+  const cpuSeconds = (totalTicks(guardPid) - cpu0) * TICK_S;
   const kernelDrops = socketDrops(GUARD_PORT) - drops0;
   const read = sent - kernelDrops;
   return { sent, kernelDrops, read, cpuSeconds, perCpuSecond: read / Math.max(cpuSeconds, TICK_S), offeredPps: sent / wall };

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { childrenOf, treeTicks } from './proc-cpu';
 import { BENCH_ACCOUNT_SOURCES, BENCH_ALLOWED_SOURCES, benchPrefix } from './bench-rules';
 import { ROOT } from './root';
 
@@ -43,31 +44,6 @@ function writeDb(dir: string, prefixes: number): void {
   fs.writeFileSync(path.join(dir, 'address'), address.join('\n') + '\n');
 }
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      // The process ended while we listed /proc: it has no CPU left to count.
-    }
-  }
-  return out;
-}
-
-function ticksOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
 /** Starts Kamailio on udp:127.0.0.1:port in front of upstream (host:port); resolves once its worker processes run. */
 export async function startKamailioBar(work: string, opts: { port: number; upstream: string; prefixes: number; children: number }): Promise<KamailioBar> {
   const dir = path.join(work, 'kamailio');
@@ -97,7 +73,7 @@ export async function startKamailioBar(work: string, opts: { port: number; upstr
   }
   await new Promise((r) => setTimeout(r, 500));
   return {
-    ticks: () => [pid, ...childrenOf(pid)].reduce((sum, p) => sum + ticksOf(p), 0),
+    ticks: () => treeTicks(pid),
     stop: () => child.kill('SIGTERM'),
   };
 }

@@ -6,6 +6,7 @@ import { percentile, probeLatency } from './latency-probe';
 import { benchPrefix, writeBenchRules } from './bench-rules';
 import { runBuiltinUac, startBuiltinUas, type SippCounts } from './sipp-run';
 import { kamailioAvailable, startKamailioBar, type KamailioBar } from './kamailio-bar';
+import { TICKS_PER_SECOND, totalTicks } from './proc-cpu';
 import { ROOT } from './root';
 
 /**
@@ -29,17 +30,7 @@ interface Step extends SippCounts {
   cpuUsPerCall?: number;
 }
 
-/** utime and stime of a process, in clock ticks (USER_HZ, 100 a second on Linux). */
-export function cpuTicks(pid: number): { user: number; system: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]), system: Number(fields[12]) };
-}
-const ticksOf = (pid: number): number => {
-  const t = cpuTicks(pid);
-  return t.user + t.system;
-};
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+const TICK_US = 1e6 / TICKS_PER_SECOND;
 
 /** Rate steps up to the first that does not hold; `ticks` reads the proxy's CPU (none for sipp direct). */
 async function sweep(work: string, target: string, portBase: number, ticks?: () => number): Promise<Step[]> {
@@ -100,7 +91,7 @@ export async function runProxyBench(): Promise<Record<string, number | string>> 
     const guardRtt = await latency(GUARD_PORT);
 
     const direct = await sweep(work, `${IP}:${UAS_PORT}`, 17100);
-    const guarded = await sweep(work, `${IP}:${GUARD_PORT}`, 17200, () => ticksOf(guard.pid!));
+    const guarded = await sweep(work, `${IP}:${GUARD_PORT}`, 17200, () => totalTicks(guard.pid!));
     let kamailio: Step[] = [];
     let kamailioRtt: number[] = [];
     if (kamailioAvailable()) {

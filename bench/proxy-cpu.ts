@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeBenchRules } from './bench-rules';
-import { cpuTicks } from './proxy-bench';
+import { cpuTicks } from './proc-cpu';
 import { runBuiltinUac, startBuiltinUas } from './sipp-run';
 import { ROOT } from './root';
 
