@@ -102,8 +102,7 @@ class BatchUdpSocket implements UdpSocket {
       u.queuedAt = Date.now();
       for (let i = 0; i < b.count; i++) {
         const data = b.text(i);
-        // RFC 5626 keep-alives over UDP are STUN; peers also send bare CRLFs. Neither is SIP.
-        if (data.length < 16 && isBlank(data)) continue;
+        if (isKeepAlive(data)) continue;
         deliver(data, b.address(i), b.port(i));
       }
     });
@@ -186,7 +185,7 @@ class DgramUdpSocket implements UdpSocket {
         socket.on('error', (err) => o.logger.warn({ message: 'udp socket error', local: `${o.spec.host}:${port}`, error: err.message }));
         socket.on('message', (msg, rinfo) => {
           const data = latin1Slice(msg, 0, msg.length);
-          if (data.length < 16 && isBlank(data)) return;
+          if (isKeepAlive(data)) return;
           deliver(data, normaliseAddress(rinfo.address), rinfo.port);
         });
         resolve(new DgramUdpSocket(socket, port));
@@ -240,7 +239,9 @@ function literalLookup(
   dnsLookup(host, { ...(options as LookupOptions), all: false }, (err, address, family) => cb(err, address as string, family as number));
 }
 
-function isBlank(s: string): boolean {
+/** A short datagram of only CRLF, spaces, tabs or NULs: a peer's bare keep-alive, not SIP (RFC 5626's keep-alives over UDP are STUN, but many peers send CRLFs). */
+function isKeepAlive(s: string): boolean {
+  if (s.length >= 16) return false;
   for (let i = 0; i < s.length; i++) {
     const x = s.charCodeAt(i);
     if (x !== 0x0d && x !== 0x0a && x !== 0x20 && x !== 0x09 && x !== 0) return false;
