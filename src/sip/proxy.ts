@@ -255,13 +255,14 @@ export class SipProxy extends EventEmitter {
     this.warn('malformed', { message: 'dropping malformed message', peer: peerText(m.peer), reason: err.message });
   }
 
-  /** §18.2.1 and RFC 3581 §4: received= / rport= on the sender's Via. */
+  /** §18.2.1 and RFC 3581 §4: received= / rport= on the sender's Via (rport forced on UDP, see stampReceived). */
   private stampVia(req: SipRequest, peer: Peer): void {
     const via = req.topViaOrUndefined;
-    if (!via || !needsStamp(via, peer.address)) return;
+    const symmetric = peer.transport === 'udp';
+    if (!via || !needsStamp(via, peer.address, peer.port, symmetric)) return;
     const first = req.firstValue('via');
     if (first === undefined) return;
-    const edited = stampReceived(first, via, peer.address, peer.port);
+    const edited = stampReceived(first, via, peer.address, peer.port, symmetric);
     if (edited) req.replaceFirstValue('via', edited);
   }
 
@@ -325,6 +326,13 @@ export class SipProxy extends EventEmitter {
     if (mf !== undefined && Number(mf) === 0) {
       this.warn('483', { message: 'Max-Forwards exhausted, answering 483', peer: peerText(peer), method: req.method }, 'info');
       return this.respond(tx, 483, 'Too Many Hops');
+    }
+
+    // §16.3 step 5: a proxy must refuse what it cannot do, and this one implements no extension
+    // that a Proxy-Require may name (Kamailio's sanity check does the same).
+    if (req.has('proxy-require')) {
+      const tags = req.headers('proxy-require').join(', ').trim();
+      if (tags !== '') return this.respond(tx, 420, 'Bad Extension', [['Unsupported', tags]]);
     }
 
     this.preprocessRoutes(req);

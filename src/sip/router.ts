@@ -128,7 +128,10 @@ export class Router {
     const known = this.selfUris.get(text);
     if (known !== undefined) return known;
     const uri = tryParseUri(text);
-    const self = uri !== undefined && uri.scheme !== 'tel' && this.isSelfUri(uri);
+    // Only a URI we could have put in Record-Route names us here: ours carry no user part. An
+    // initial request to "sip:095550111@<our address>" with a loose Route to us is not strict
+    // routing, and taking its last Route as the target would lose the dialled number.
+    const self = uri !== undefined && uri.scheme !== 'tel' && uri.user === undefined && this.isSelfUri(uri);
     if (this.selfUris.size >= SELF_ROUTE_CACHE_MAX) this.selfUris.clear();
     this.selfUris.set(text, self);
     return self;

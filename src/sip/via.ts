@@ -175,21 +175,30 @@ function rportOf(via: Via, rport: string | null | undefined): Via | string {
 /**
  * §18.2.1 / RFC 3581 §4: the server adds received= when the sent-by host is not the packet's
  * source address, and fills an empty rport with the source port (RFC 3581 then requires
- * received= too). Returns the edited value, or undefined when nothing has to change.
+ * received= too). With `symmetric` (UDP), a sender whose sent-by port is not its source port gets
+ * rport= even without asking, as Kamailio's force_rport() does: the proxy answers the port a
+ * request came from (customers behind NAT), and the Via must say so, because 2xx retransmissions
+ * and forked 2xx that outlive the transaction are forwarded by Via alone (§16.7).
+ * Returns the edited value, or undefined when nothing has to change.
  */
-export function stampReceived(value: string, via: Via, srcAddress: string, srcPort: number): string | undefined {
-  if (!needsStamp(via, srcAddress)) return undefined;
-  const needRport = via.rport === null;
+export function stampReceived(value: string, via: Via, srcAddress: string, srcPort: number, symmetric = false): string | undefined {
+  if (!needsStamp(via, srcAddress, srcPort, symmetric)) return undefined;
   let out = value;
-  if (needRport) out = replaceParam(out, 'rport', String(srcPort));
+  if (via.rport === null) out = replaceParam(out, 'rport', String(srcPort));
+  else if (symmetric && via.rport === undefined && sentByPort(via) !== srcPort) out += `;rport=${srcPort}`;
   if (via.received !== undefined) out = replaceParam(out, 'received', srcAddress);
   else out += `;received=${srcAddress}`;
   return out;
 }
 
-/** Whether stampReceived() would change the Via (most senders put their own address in it). */
-export function needsStamp(via: Via, srcAddress: string): boolean {
-  return via.rport === null || !sameHost(via.host, srcAddress);
+/** Whether stampReceived() would change the Via (most senders put their own address and port in it). */
+export function needsStamp(via: Via, srcAddress: string, srcPort: number, symmetric = false): boolean {
+  return via.rport === null || !sameHost(via.host, srcAddress) || (symmetric && via.rport === undefined && sentByPort(via) !== srcPort);
+}
+
+/** §18.2.2: the port a response goes to when the Via names none. */
+function sentByPort(via: Via): number {
+  return via.port ?? (via.transport === 'TLS' ? 5061 : 5060);
 }
 
 function sameHost(a: string, b: string): boolean {
@@ -226,6 +235,6 @@ function replaceParam(value: string, name: string, newValue: string): string {
  */
 export function viaResponseTarget(via: Via): { address: string; port: number; transport: string } {
   const address = via.received ?? via.host;
-  const port = typeof via.rport === 'number' ? via.rport : (via.port ?? (via.transport === 'TLS' ? 5061 : 5060));
+  const port = typeof via.rport === 'number' ? via.rport : sentByPort(via);
   return { address, port, transport: via.transport };
 }

@@ -579,6 +579,42 @@ describe('raw SIP edge cases', () => {
     expect(await uac.waitFor((m) => m.some((x) => status(x) === 481))).toBe(true);
   });
 
+  test('an INVITE to a number at the proxy\'s own address with a loose Route to it keeps its Request-URI (not strict routing)', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    const ruri = `sip:6421@127.0.0.1:${h.udp}`;
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-lr', callId: 'lr', maxForwards: 70, extra: `Route: <sip:127.0.0.1:${h.udp};lr>` }).replace('INVITE sip:6421@127.0.0.1 SIP', `INVITE ${ruri} SIP`), h.udp);
+    expect(await core.waitFor((m) => m.length >= 1)).toBe(true);
+    expect(core.got[0].startsWith(`INVITE ${ruri} SIP/2.0\r\n`)).toBe(true);
+    expect(core.got[0]).not.toMatch(/\r\nRoute:/i);
+    expect(h.policy.admitted.has('lr')).toBe(true);
+  });
+
+  test('a caller behind NAT (Via port is not its source port, no rport) gets a forked second 2xx at its source port', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    const natted = invite({ port: 15300, branch: 'z9hG4bK-nat', callId: 'nat', maxForwards: 70 }).replace('Via: SIP/2.0/UDP 127.0.0.1:15300;branch=z9hG4bK-nat;rport', 'Via: SIP/2.0/UDP 10.20.30.40:5999;branch=z9hG4bK-nat');
+    uac.send(natted, h.udp);
+    expect(await core.waitFor((m) => m.length >= 1)).toBe(true);
+    const fwd = parseMessage(Buffer.from(core.got[0], 'latin1')) as SipRequest;
+    expect(fwd.headers('via')[1]).toBe('SIP/2.0/UDP 10.20.30.40:5999;branch=z9hG4bK-nat;rport=15300;received=127.0.0.1');
+    const ok = (tag: string): string =>
+      `SIP/2.0 200 OK\r\nVia: ${fwd.headers('via').join(', ')}\r\nFrom: ${fwd.header('from')}\r\nTo: ${fwd.header('to')};tag=${tag}\r\nCall-ID: nat\r\nCSeq: 1 INVITE\r\nContact: <sip:${tag}@127.0.0.1:15301>\r\nContent-Length: 0\r\n\r\n`;
+    core.send(ok('fork1'), h.udp);
+    expect(await uac.waitFor((m) => m.some((x) => x.includes('tag=fork1')))).toBe(true);
+    // §16.7 step 10: every 2xx is forwarded; this one outlives the UDP client transaction.
+    core.send(ok('fork2'), h.udp);
+    expect(await uac.waitFor((m) => m.some((x) => x.includes('tag=fork2')))).toBe(true);
+  });
+
+  test('Proxy-Require naming an extension gets 420 with Unsupported; the core never sees it', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-preq', callId: 'preq', maxForwards: 70, extra: 'Proxy-Require: com.example.foo, sec-agree' }), h.udp);
+    expect(await uac.waitFor((m) => m.some((x) => status(x) === 420))).toBe(true);
+    expect(uac.got.find((x) => status(x) === 420)).toMatch(/\r\nUnsupported: com\.example\.foo, sec-agree\r\n/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(core.got).toHaveLength(0);
+    expect(h.policy.admissions).toBe(0);
+  });
+
   test('an INVITE with a forged To tag for an unknown dialog still goes through admission', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     const forged = invite({ port: 15300, branch: 'z9hG4bK-forged', callId: 'forged', maxForwards: 70 }).replace('To: <sip:6421@127.0.0.1>', 'To: <sip:6421@127.0.0.1>;tag=whatever');

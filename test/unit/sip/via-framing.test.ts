@@ -54,6 +54,26 @@ describe('Via (RFC 3261 §20.42, RFC 3581)', () => {
     expect(stampReceived(same, v2, '10.0.0.1', 5060)).toBeUndefined();
   });
 
+  it('on UDP (symmetric), a sent-by port other than the source port gets rport= unasked, so stateless 2xx follow the source', () => {
+    const natted = 'SIP/2.0/UDP 10.1.1.5:5060;branch=z9hG4bKn';
+    const v = parseVia(natted);
+    if (typeof v === 'string') throw new Error(v);
+    expect(stampReceived(natted, v, '198.51.100.7', 40000, true)).toBe('SIP/2.0/UDP 10.1.1.5:5060;branch=z9hG4bKn;rport=40000;received=198.51.100.7');
+    // Same host, other port: RFC 3581 wants received= beside a filled rport.
+    const samePortless = 'SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp';
+    const v2 = parseVia(samePortless);
+    if (typeof v2 === 'string') throw new Error(v2);
+    expect(stampReceived(samePortless, v2, '10.0.0.1', 34567, true)).toBe('SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp;rport=34567;received=10.0.0.1');
+    expect(stampReceived(samePortless, v2, '10.0.0.1', 5060, true)).toBeUndefined(); // default port matches
+    // Not symmetric (TCP): the sent-by port is where a new connection goes, so it is left alone.
+    expect(stampReceived(samePortless, v2, '10.0.0.1', 34567, false)).toBeUndefined();
+    // A Via that already carries an rport value is not rewritten.
+    const filled = 'SIP/2.0/UDP 10.0.0.1:5060;rport=7;branch=z9hG4bKq';
+    const v3 = parseVia(filled);
+    if (typeof v3 === 'string') throw new Error(v3);
+    expect(stampReceived(filled, v3, '10.0.0.1', 34567, true)).toBeUndefined();
+  });
+
   it('response target: received + rport, else sent-by', () => {
     const v = parseVia('SIP/2.0/UDP a.example:5070;branch=z9hG4bK1;received=192.0.2.4;rport=3333');
     if (typeof v === 'string') throw new Error(v);
