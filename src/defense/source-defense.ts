@@ -96,6 +96,7 @@ export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
     this.flood = floodFor(rules);
     this.auth = authFor(rules);
     this.loadBans();
+    this.liftExemptBans();
   }
 
   get enabled(): boolean {
@@ -108,6 +109,29 @@ export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
     this.rules = next;
     if (JSON.stringify(prev.flood) !== JSON.stringify(next.settings.flood)) this.flood = floodFor(next);
     if (JSON.stringify(prev.auth_failures) !== JSON.stringify(next.settings.auth_failures)) this.auth = authFor(next);
+    this.liftExemptBans();
+  }
+
+  /**
+   * An admin who adds a banned address to never_ban (or marks its range trusted) means "let it
+   * in": its ban is lifted, in the store too, so the exemption is true of bans made before it.
+   */
+  private liftExemptBans(): void {
+    const exempt = this.rules.exempt;
+    if (this.bans.size === 0 || exempt.size === 0) return;
+    const now = this.now();
+    for (const address of [...this.bans.keys()]) {
+      if (!exempt.has(address)) continue;
+      try {
+        this.store.lift(address, 'rules: never_ban or trusted', now);
+      } catch (err) {
+        this.log.error({ message: 'cannot record the lifted ban in the store; lifted in memory', address, error: String(err) });
+      }
+      this.bans.delete(address);
+      this.flood.forget(address);
+      this.auth.forget(address);
+      this.log.info({ message: 'ban lifted', address, why: 'the source is exempt now (never_ban or trusted)' });
+    }
   }
 
   /** The APIBAN feed's current list (replaced whole, so a reader never sees half an update). */
@@ -127,9 +151,15 @@ export class SourceDefense extends EventEmitter<SourceDefenseEvents> {
       this.bans.delete(address);
       this.log.info({ message: 'ban expired', address, reason: ban.reason, appliedAt: new Date(ban.appliedAt).toISOString() });
     }
-    if (this.feed.size !== 0 && this.feed.has(address)) return this.countDrop();
-    if (this.rules.blocklistSize !== 0 && this.rules.blocklist.lookup(address) !== undefined) return this.countDrop();
+    if (this.feed.size !== 0 && this.feed.has(address)) return this.listedDrop(address);
+    if (this.rules.blocklistSize !== 0 && this.rules.blocklist.lookup(address) !== undefined) return this.listedDrop(address);
     return false;
+  }
+
+  /** A listed source (APIBAN, blocklist.txt) is dropped unless never_ban or trusted covers it: exempt wins. */
+  private listedDrop(address: string): boolean {
+    if (this.rules.exempt.has(address)) return false;
+    return this.countDrop();
   }
 
   /** After parsing, every request method: scanner fingerprints, then flood density. 'drop' or null. */

@@ -115,6 +115,40 @@ describe('trusted sources and never_ban', () => {
   });
 });
 
+describe('an exemption added after the fact', () => {
+  it('adding a banned address to never_ban lifts its ban (in the store too) on the rule swap, and its counters restart', () => {
+    const { d, store, lines, now } = setup(FLOOD);
+    let sent = 0;
+    while (d.screen('REGISTER', '192.0.2.201', noHeaders) === null && sent < 100) sent++;
+    expect(d.dropSource('192.0.2.201')).toBe(true);
+    d.swapRules(rulesWith(FLOOD + 'never_ban: [192.0.2.200/31]\n'));
+    expect(d.dropSource('192.0.2.201')).toBe(false);
+    expect(store.active(now())).toEqual([]);
+    expect(lines.some((l) => l.message === 'ban lifted' && l.address === '192.0.2.201')).toBe(true);
+    for (let i = 0; i < 100; i++) expect(d.screen('REGISTER', '192.0.2.201', noHeaders)).toBeNull();
+  });
+
+  it('a guard that starts with never_ban covering a stored ban lets the source in', () => {
+    const { logger } = logSink('info');
+    const store = new MemoryBanStore();
+    const first = new SourceDefense(rulesWith(FLOOD), store, logger, () => 1_000_000);
+    first.ban('192.0.2.202', 'flood', 'x', {});
+    expect(store.active(1_000_000)).toHaveLength(1);
+    const restarted = new SourceDefense(rulesWith(FLOOD + 'never_ban: [192.0.2.202]\n'), store, logger, () => 1_000_001);
+    expect(restarted.dropSource('192.0.2.202')).toBe(false);
+    expect(store.active(1_000_001)).toEqual([]);
+  });
+
+  it('blocklist.txt and the APIBAN feed never drop a never_ban or trusted source: exempt wins', () => {
+    const { d } = setup(FLOOD + 'never_ban: [198.51.100.7]\n', { 'blocklist.txt': '198.51.100.0/24\n' });
+    expect(d.dropSource('198.51.100.7')).toBe(false);
+    expect(d.dropSource('198.51.100.8')).toBe(true);
+    d.setFeed(new Set(['198.51.100.7', '203.0.113.9']));
+    expect(d.dropSource('198.51.100.7')).toBe(false);
+    expect(d.dropSource('203.0.113.9')).toBe(true);
+  });
+});
+
 describe('password cracking and enumeration (the core\'s answers)', () => {
   const AUTH = FLOOD + 'auth_failures:\n  per_source: { max: 5, window_seconds: 60 }\n  not_found: { max: 4, window_seconds: 60 }\n  per_user: { max: 6, window_seconds: 600, sources: 3 }\n';
 
