@@ -246,10 +246,13 @@ export class SipProxy extends EventEmitter {
     this.counters.parseErrors++;
     const p = err.partial;
     if (p && p.isRequest && p.method !== 'ACK' && p.topViaOrUndefined) {
-      this.warn('400', { message: 'malformed request, answering 400', peer: peerText(m.peer), reason: err.message });
+      // §21.5.7: another SIP version than 2.0 is 505, everything else malformed is 400.
+      const badVersion = err.header === 'start-line' && err.detail.startsWith('unsupported version');
+      const status = badVersion ? 505 : 400;
+      this.warn(String(status), { message: `malformed request, answering ${status}`, peer: peerText(m.peer), reason: err.message });
       this.stampVia(p, m.peer);
-      const reason = `Bad Request (${err.message})`.slice(0, 120);
-      this.replyStateless(p, m, 400, reason, [['Warning', `399 tollguard "${err.message.replace(/["\\]/g, "'")}"`]]);
+      const reason = badVersion ? 'Version Not Supported' : `Bad Request (${err.message})`.slice(0, 120);
+      this.replyStateless(p, m, status, reason, [['Warning', `399 tollguard "${err.message.replace(/["\\]/g, "'")}"`]]);
       return;
     }
     this.warn('malformed', { message: 'dropping malformed message', peer: peerText(m.peer), reason: err.message });

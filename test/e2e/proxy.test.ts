@@ -439,7 +439,7 @@ describe('raw SIP edge cases', () => {
     expect(h.policy.admissions).toBe(1);
   });
 
-  test('garbage and malformed requests: no crash, 400 when answerable, next call still served', async () => {
+  test('garbage and malformed requests: no crash, 400 when answerable (505 for another SIP version), next call still served', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
     uac.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0xff, 0x0d, 0x0a]), h.udp);
     uac.send('\r\n\r\n', h.udp); // keep-alive, ignored
@@ -448,7 +448,9 @@ describe('raw SIP edge cases', () => {
     uac.send(noCallId, h.udp);
     const badCseq = invite({ port: 15300, branch: 'z9hG4bK-bad2', callId: 'bad2', maxForwards: 70 }).replace('CSeq: 1 INVITE', 'CSeq: 1 BYE');
     uac.send(badCseq, h.udp);
-    expect(await uac.waitFor((m) => m.filter((x) => status(x) === 400).length >= 2)).toBe(true);
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-v3', callId: 'v3', maxForwards: 70 }).replace(' SIP/2.0\r\n', ' SIP/3.0\r\n'), h.udp);
+    expect(await uac.waitFor((m) => m.filter((x) => status(x) === 400).length >= 2 && m.some((x) => status(x) === 505))).toBe(true);
+    expect(uac.got.find((x) => status(x) === 505)).toMatch(/^SIP\/2\.0 505 Version Not Supported\r\n[^]*Call-ID: v3\r\n/);
     const four = uac.got.filter((x) => status(x) === 400);
     expect(four.join('\n')).toMatch(/Call-ID/);
     expect(four.join('\n')).toMatch(/CSeq/);
