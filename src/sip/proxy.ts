@@ -160,6 +160,11 @@ export class SipProxy extends EventEmitter {
       maxMessageBytes: this.opts.maxMessageBytes,
     });
     transport.onMessage = (m) => this.guard(() => this.onInbound(m));
+    const drop = this.policy.dropSource;
+    if (drop !== undefined) {
+      // The core may open connections for its own requests; it is never screened.
+      transport.acceptStream = (address, t) => address === this.upstream!.address || !drop.call(this.policy, address, t);
+    }
     await transport.start();
     this.transport = transport;
     this.router = new Router(transport.endpoints(), this.opts.advertise);
@@ -227,6 +232,8 @@ export class SipProxy extends EventEmitter {
     const drop = this.policy.dropSource;
     if (drop !== undefined && !this.isFromUpstream(m) && drop.call(this.policy, m.peer.address, m.peer.transport)) {
       this.counters.dropped++;
+      // A source banned while connected loses the connection, as it would at accept.
+      if (m.conn !== undefined && !m.conn.outbound) this.transport!.closeConnection(m.conn);
       return;
     }
     let msg: SipMessage;

@@ -138,6 +138,11 @@ function once(cb: SendCallback | undefined): SendCallback {
 export class TransportLayer {
   /** Set by the owner before start(). Exceptions thrown by it are caught and logged. */
   onMessage: (m: InboundMessage) => void = () => undefined;
+  /**
+   * Asked on every inbound stream connection before any byte is read: false closes it at once,
+   * so a banned source cannot hold connections or make the framer work. Set by the owner.
+   */
+  acceptStream: (address: string, transport: TransportName) => boolean = () => true;
 
   private readonly log: Logger;
   private readonly udp: UdpEndpoint[] = [];
@@ -196,6 +201,12 @@ export class TransportLayer {
 
   connectionCount(): number {
     return this.conns.size;
+  }
+
+  /** Closes a stream connection now, without waiting for what is queued on it. */
+  closeConnection(conn: Connection): void {
+    const c = this.conns.get(connKey(conn.transport, conn.remote.address, conn.remote.port));
+    if (c !== undefined && c.id === conn.id) c.socket.destroy();
   }
 
   /** An open stream connection to this remote address:port, if any. */
@@ -330,7 +341,7 @@ export class TransportLayer {
   private onAccept(socket: net.Socket, local: LocalEndpoint): void {
     const address = normaliseAddress(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
-    if (this.stopping || !address) {
+    if (this.stopping || !address || !this.acceptStream(address, local.transport)) {
       socket.destroy();
       return;
     }

@@ -575,6 +575,38 @@ describe('raw SIP edge cases', () => {
     sock.destroy();
   });
 
+  test('TCP: a banned source is disconnected at accept, and a source banned while connected loses its connection', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
+    const connect = async (): Promise<{ sock: net.Socket; closed: Promise<void>; got: Buffer[] }> => {
+      const sock = net.connect({ port: h.tcp!, host: '127.0.0.1', localAddress: '127.0.0.2' });
+      sock.on('error', () => undefined);
+      const got: Buffer[] = [];
+      sock.on('data', (d: Buffer) => got.push(d));
+      const closed = new Promise<void>((r) => sock.on('close', () => r()));
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      return { sock, closed, got };
+    };
+    const opts = (id: string): string => invite({ port: 15300, branch: `z9hG4bK-${id}`, callId: id, maxForwards: 70 })
+      .replace(/INVITE/g, 'OPTIONS').replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('sip:6421@127.0.0.1 SIP', `sip:127.0.0.1:${h.tcp} SIP`);
+
+    // Not banned yet: served over a connection that stays open.
+    const a = await connect();
+    a.sock.write(opts('tcpban1'));
+    const until = Date.now() + 2000;
+    while (!Buffer.concat(a.got).toString().includes('200 OK') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(Buffer.concat(a.got).toString()).toContain('SIP/2.0 200 OK');
+    // Banned now: its next message is dropped unanswered and the connection is closed.
+    h.policy.banned.add('127.0.0.2');
+    a.got.length = 0;
+    a.sock.write(opts('tcpban2'));
+    await a.closed;
+    expect(Buffer.concat(a.got).length).toBe(0);
+    // A new connection from it is closed before it can send anything.
+    const b = await connect();
+    await b.closed;
+    expect(h.proxy.stats().counters.requests).toBe(1);
+  });
+
   test('CANCEL for an unknown transaction gets 481', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-nocancel', callId: 'nc', maxForwards: 70 }).replace(/INVITE/g, 'CANCEL'), h.udp);

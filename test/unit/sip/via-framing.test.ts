@@ -124,6 +124,56 @@ describe('stream framing (RFC 3261 §18.3, RFC 5626 keep-alive)', () => {
   });
 });
 
+describe('stream framing under hostile input', () => {
+  const msg = (body: string, cl = `Content-Length: ${body.length}`): string => `OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n${cl}\r\n\r\n${body}`;
+
+  it('reads Content-Length in its forms: any case, compact l, blanks around the colon and value', () => {
+    for (const cl of ['Content-Length: 3', 'content-length:3', 'CONTENT-LENGTH \t:  3 \t', 'l: 3', 'L:3', 'l \t: 3']) {
+      const ev = new StreamFramer(65536).push(Buffer.from(msg('abc', cl)));
+      expect(ev).toHaveLength(1);
+      expect(ev[0].kind).toBe('message');
+    }
+    // Names that only start like it are other headers.
+    const other = new StreamFramer(65536).push(Buffer.from(msg('', 'Location: 5\r\nContent-Length-X: 7\r\nl: 0')));
+    expect(other.map((e) => e.kind)).toEqual(['message']);
+  });
+
+  it('a 60 KB Content-Length line of blanks is refused as invalid, in linear time', () => {
+    const head = `OPTIONS sip:a@b SIP/2.0\r\nl: x${' '.repeat(60_000)}x\r\n\r\n`;
+    const started = process.hrtime.bigint();
+    const ev = new StreamFramer(65536).push(Buffer.from(head));
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(ev[0]).toMatchObject({ kind: 'error', reason: expect.stringMatching(/invalid Content-Length/) });
+    // The backtracking regex took seconds; a linear scan takes well under one. A generous bound,
+    // since this is a complexity check, not a speed target.
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('a message dribbled in one byte at a time is framed once, exactly, and the next one after it', () => {
+    const f = new StreamFramer(65536);
+    const one = msg('x'.repeat(3000));
+    const two = msg('tail');
+    const all = Buffer.from(one + two);
+    const out: string[] = [];
+    for (let i = 0; i < all.length; i++) for (const ev of f.push(all.subarray(i, i + 1))) if (ev.kind === 'message') out.push(ev.data.toString('latin1'));
+    expect(out).toEqual([one, two]);
+    expect(f.pending).toBe(0);
+  });
+
+  it('messages handed out stay intact while later segments arrive', () => {
+    const f = new StreamFramer(65536);
+    const a = msg('AAAA');
+    const b = msg('BBBB');
+    const first = f.push(Buffer.from(a.slice(0, 10)));
+    expect(first).toEqual([]);
+    const got = f.push(Buffer.from(a.slice(10) + b.slice(0, 5)));
+    expect(got).toHaveLength(1);
+    const kept = (got[0] as { data: Buffer }).data;
+    f.push(Buffer.from(b.slice(5)));
+    expect(kept.toString('latin1')).toBe(a);
+  });
+});
+
 describe('address specs', () => {
   it('parses listen and upstream forms', () => {
     expect(parseHostPortSpec('udp:127.0.0.1:5060', true)).toEqual({ transport: 'udp', host: '127.0.0.1', port: 5060 });
