@@ -68,6 +68,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGuard> {
     udpBufferBytes: rules.guard.sip.udp_buffer_bytes,
     udpIo: rules.guard.sip.udp_io,
     overloadLagMs: rules.guard.sip.overload_lag_ms,
+    maxConnectionsPerSource: rules.guard.sip.max_connections_per_source,
     policy,
     logger,
   });
@@ -110,6 +111,7 @@ function warnAboutRestartOnlySettings(logger: Logger, opts: ServeOptions, prev: 
   if (prev.guard.sip.udp_buffer_bytes !== next.guard.sip.udp_buffer_bytes) changed.push('sip.udp_buffer_bytes');
   if (prev.guard.sip.udp_io !== next.guard.sip.udp_io) changed.push('sip.udp_io');
   if (prev.guard.sip.overload_lag_ms !== next.guard.sip.overload_lag_ms) changed.push('sip.overload_lag_ms');
+  if (prev.guard.sip.max_connections_per_source !== next.guard.sip.max_connections_per_source) changed.push('sip.max_connections_per_source');
   if (changed.length > 0) {
     logger.warn({ message: 'rules reloaded; these settings take effect on restart', settings: changed });
   }

@@ -70,6 +70,8 @@ export interface GuardConfig {
     overload_lag_ms?: number;
     /** Backstop: a concurrent-call slot is freed after this long even if no BYE was seen. */
     max_call_seconds?: number;
+    /** Embedded proxy: inbound TCP/TLS connections one source address may hold (default 1000). */
+    max_connections_per_source?: number;
   };
   /** ISO 3166 alpha-2 of the dial plan used to read numbers (NZ, US, AU, GB, ...). */
   home_country: string;

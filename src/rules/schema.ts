@@ -332,6 +332,7 @@ export const guardSchema = strict(
         udp_io: z.enum(['auto', 'batch', 'dgram'], { error: 'expected auto, batch or dgram' }).optional(),
         overload_lag_ms: z.number({ error: 'expected milliseconds (0 turns overload shedding off)' }).int({ error: 'expected whole milliseconds' }).min(0, { error: 'expected 0 or more milliseconds' }).optional(),
         max_call_seconds: positiveInt().optional(),
+        max_connections_per_source: positiveInt().optional(),
       },
       'a mapping with listen and upstream',
     ),

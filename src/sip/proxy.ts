@@ -54,6 +54,8 @@ export interface ProxyOptions {
   tcpIdleTimeoutMs?: number;
   /** Largest message accepted on a stream (default 64 KiB). */
   maxMessageBytes?: number;
+  /** Inbound TCP/TLS connections one source address may hold (default 1000). */
+  maxConnectionsPerSource?: number;
   /**
    * Run admitInvite() for initial INVITEs that come from the upstream too (default false: the
    * upstream is the trusted core and calls it sends towards customers are not toll fraud).
@@ -158,6 +160,7 @@ export class SipProxy extends EventEmitter {
       udpIo: this.opts.udpIo,
       idleTimeoutMs: this.opts.tcpIdleTimeoutMs,
       maxMessageBytes: this.opts.maxMessageBytes,
+      maxConnectionsPerSource: this.opts.maxConnectionsPerSource,
     });
     transport.onMessage = (m) => this.guard(() => this.onInbound(m));
     const drop = this.policy.dropSource;
@@ -642,10 +645,10 @@ export class SipProxy extends EventEmitter {
     this.transmit(c);
 
     const callId = tx.callId;
-    if (req.method === 'BYE') {
-      this.upstreamDialogs.delete(callId);
-      this.endCall(callId, 'bye');
-    } else if (req.toTag !== undefined) {
+    // A BYE ends the call when the other side accepts it (byeAnswered), not when it passes: a BYE
+    // with made-up tags gets 481 from the core and must not free a concurrent slot or hide a live
+    // call from a toll block's teardown.
+    if (req.method !== 'BYE' && req.toTag !== undefined) {
       this.activity(callId);
       const d = this.dialogs.size === 0 ? undefined : this.dialogs.get(callId);
       if (d !== undefined) {
@@ -750,6 +753,7 @@ export class SipProxy extends EventEmitter {
     this.terminateClient(c);
     const tx = c.server;
     if (!tx) return;
+    if (c.method === 'BYE') this.byeAnswered(c, 408);
     if (tx.cancelled) this.failServer(tx, 487, 'Request Terminated', 'cancelled');
     else this.failServer(tx, 408, 'Request Timeout', 'timeout');
   }
@@ -876,7 +880,7 @@ export class SipProxy extends EventEmitter {
     res.removeFirstValue('via');
     if (!c) {
       // 2xx retransmissions to an INVITE outlive the transaction: forward them by Via (§16.7, RFC 6026).
-      if (res.status >= 200 && res.status < 300 && res.cseq.method === 'INVITE') this.forwardResponseStateless(res);
+      if (res.status >= 200 && res.status < 300 && res.cseq.method === 'INVITE') this.forwardResponseStateless(res, m);
       else this.counters.dropped++;
       return;
     }
@@ -924,6 +928,7 @@ export class SipProxy extends EventEmitter {
       } else {
         if (c.state === 'completed' || c.state === 'terminated') return;
         this.completeNonInvite(c);
+        if (c.method === 'BYE') this.byeAnswered(c, status);
       }
       if (c.server) this.relayFinal(c.server, res, status);
       return;
@@ -952,22 +957,51 @@ export class SipProxy extends EventEmitter {
     } else {
       if (c.state === 'completed' || c.state === 'terminated') return;
       this.completeNonInvite(c);
+      if (c.method === 'BYE') this.byeAnswered(c, status);
     }
     if (c.server) this.relayFinal(c.server, res, status);
   }
 
-  private forwardResponseStateless(res: SipResponse): void {
+  /**
+   * §15.1.1: the dialog is over once the BYE is answered, except by 481, which says the dialog
+   * the BYE named does not exist at the far end (wrong tags): the real call is still up. No
+   * answer at all (Timer F, clientTimeout) also ends it, as §15.1.1 says for the UAC.
+   */
+  private byeAnswered(c: ClientTransaction, status: number): void {
+    if (status === 481 || !c.server) return;
+    this.upstreamDialogs.delete(c.server.callId);
+    this.endCall(c.server.callId, 'bye');
+  }
+
+  /**
+   * A 2xx that matches no transaction any more, forwarded by its next Via. Our branch prefix is
+   * easy to forge, so this is no relay for anyone: such a 2xx may only cross between the core and
+   * a customer, as real ones do. From the core it goes to the customer's Via (stamped with the
+   * address the request really came from); from anyone else only to the core. Never to
+   * ourselves (a Via list naming this proxy over and over would bounce it), never to a name.
+   */
+  private forwardResponseStateless(res: SipResponse, m: InboundMessage): void {
     const next = res.topViaOrUndefined;
-    if (!next) return;
+    if (!next) return this.strayDropped(res, m, 'no Via left');
     const t = viaResponseTarget(next);
     const transport = t.transport.toLowerCase();
-    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return;
+    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return this.strayDropped(res, m, `transport ${t.transport}`);
+    if (isIP(t.address) === 0) return this.strayDropped(res, m, 'Via names a host, not an address');
     const dest: Peer = { transport, address: t.address, port: t.port };
+    const up = this.upstream!;
+    const toCore = dest.address === up.address && dest.port === up.port;
+    if (!toCore && !this.isFromUpstream(m)) return this.strayDropped(res, m, 'neither from nor to the core');
+    if (this.router!.isSelfPeer(dest)) return this.strayDropped(res, m, 'Via names this proxy');
     const conn = transport === 'udp' ? undefined : this.transport!.findConnection(transport, t.address, t.port);
     const local = transport === 'udp' ? this.transport!.endpointFor('udp', familyOf(t.address)) : undefined;
     this.transport!.send(dest, res.toText(), { conn, local }, (err) => {
       if (err) this.sendError(dest, err);
     });
+  }
+
+  private strayDropped(res: SipResponse, m: InboundMessage, why: string): void {
+    this.counters.dropped++;
+    this.warn('stray', { message: 'dropping a 2xx that matches no transaction', peer: peerText(m.peer), callId: res.callId, why }, 'info');
   }
 
   private relayProvisional(tx: ServerTransaction, res: SipResponse): void {

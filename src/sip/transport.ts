@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import type { Logger } from 'winston';
 import type { Peer, TransportName } from './policy';
 import { StreamFramer } from './framing';
+import { LogThrottle } from './log-throttle';
 import { latin1Slice } from './syntax';
 import { bindUdpSocket, type SendCallback, type UdpIo, type UdpSocket } from './udp-socket';
 import { familyOf, normaliseAddress, isWildcard, HostPortSpec } from './address';
@@ -81,6 +82,8 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Most stream connections held at once; more inbound ones are refused. Default 10000. */
   maxConnections?: number;
+  /** Most inbound stream connections one source address may hold, so one host cannot take them all. Default 1000. */
+  maxConnectionsPerSource?: number;
   /** Extra stream transports (TLS) by name. */
   streamFactories?: Partial<Record<'tcp' | 'tls', StreamFactory>>;
 }
@@ -150,6 +153,9 @@ export class TransportLayer {
   private readonly conns = new Map<string, StreamConnection>();
   private readonly factories: Record<string, StreamFactory>;
   private nextConnId = 1;
+  /** Inbound stream connections held per source address. */
+  private readonly inboundBySource = new Map<string, number>();
+  private readonly refusals = new LogThrottle(1, 10_000);
   private started = false;
   private stopping = false;
 
@@ -345,6 +351,24 @@ export class TransportLayer {
       socket.destroy();
       return;
     }
+    const held = this.inboundBySource.get(address) ?? 0;
+    if (held >= (this.opts.maxConnectionsPerSource ?? 1000)) {
+      const t = this.refusals.take(address);
+      if (t.ok) {
+        this.log.warn({
+          message: 'refusing a stream connection: the source holds its most', remote: address, transport: local.transport, held,
+          ...(t.suppressed ? { suppressedSinceLast: t.suppressed } : {}),
+        });
+      }
+      socket.destroy();
+      return;
+    }
+    this.inboundBySource.set(address, held + 1);
+    socket.once('close', () => {
+      const n = (this.inboundBySource.get(address) ?? 1) - 1;
+      if (n <= 0) this.inboundBySource.delete(address);
+      else this.inboundBySource.set(address, n);
+    });
     const remote: Peer = { transport: local.transport, address, port };
     const key = connKey(local.transport, address, port);
     const c = new StreamConnection(this.nextConnId++, key, local.transport, remote, local, false, socket, this.maxMessageBytes());

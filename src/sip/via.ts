@@ -193,7 +193,13 @@ export function stampReceived(value: string, via: Via, srcAddress: string, srcPo
 
 /** Whether stampReceived() would change the Via (most senders put their own address and port in it). */
 export function needsStamp(via: Via, srcAddress: string, srcPort: number, symmetric = false): boolean {
-  return via.rport === null || !sameHost(via.host, srcAddress) || (symmetric && via.rport === undefined && sentByPort(via) !== srcPort);
+  return (
+    via.rport === null ||
+    !sameHost(via.host, srcAddress) ||
+    // received= is ours to write: a sender's own value could send answers to a third party.
+    (via.received !== undefined && via.received !== srcAddress) ||
+    (symmetric && via.rport === undefined && sentByPort(via) !== srcPort)
+  );
 }
 
 /** §18.2.2: the port a response goes to when the Via names none. */

@@ -607,6 +607,32 @@ describe('raw SIP edge cases', () => {
     expect(h.proxy.stats().counters.requests).toBe(1);
   });
 
+  test('TCP: one source holds at most maxConnectionsPerSource connections; other sources and freed slots are unaffected', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { maxConnectionsPerSource: 3 });
+    const open = async (from: string): Promise<{ sock: net.Socket; closed: Promise<boolean> }> => {
+      const sock = net.connect({ port: h.tcp!, host: '127.0.0.1', localAddress: from });
+      sock.on('error', () => undefined);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      const closed = new Promise<boolean>((r) => {
+        sock.once('close', () => r(true));
+        setTimeout(() => r(false), 300);
+      });
+      return { sock, closed };
+    };
+    const first = [await open('127.0.0.2'), await open('127.0.0.2'), await open('127.0.0.2')];
+    const fourth = await open('127.0.0.2');
+    const other = await open('127.0.0.3');
+    expect(await fourth.closed).toBe(true);
+    expect(await other.closed).toBe(false);
+    for (const c of first) expect(await c.closed).toBe(false);
+    expect(h.logs.join('\n')).toMatch(/refusing a stream connection: the source holds its most/);
+    first[0].sock.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await open('127.0.0.2');
+    expect(await again.closed).toBe(false);
+    for (const c of [...first, again, other]) c.sock.destroy();
+  });
+
   test('CANCEL for an unknown transaction gets 481', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-nocancel', callId: 'nc', maxForwards: 70 }).replace(/INVITE/g, 'CANCEL'), h.udp);
@@ -637,6 +663,59 @@ describe('raw SIP edge cases', () => {
     // §16.7 step 10: every 2xx is forwarded; this one outlives the UDP client transaction.
     core.send(ok('fork2'), h.udp);
     expect(await uac.waitFor((m) => m.some((x) => x.includes('tag=fork2')))).toBe(true);
+  });
+
+  test('no relay for forged responses: a stray 2xx from anyone but the core goes nowhere but the core', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    const victim = await RawUdp.bind(15302);
+    try {
+      const forged = (vias: string): string =>
+        `SIP/2.0 200 OK\r\nVia: ${vias}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: forged-stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`;
+      // From a customer's address (not the core), naming a third party as the next hop.
+      uac.send(forged(`SIP/2.0/UDP 127.0.0.1:${h.udp};branch=z9hG4bKtg0000000000000000, SIP/2.0/UDP 127.0.0.1:15302;branch=z9hG4bKv`), h.udp);
+      // Our own address over and over: must not bounce inside the proxy.
+      const self = Array.from({ length: 50 }, () => `SIP/2.0/UDP 127.0.0.1:${h.udp};branch=z9hG4bKtg0000000000000001`).join(', ');
+      core.send(forged(self), h.udp);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(victim.got).toHaveLength(0);
+      expect(h.proxy.stats().counters.responses).toBe(2);
+      expect(h.logs.join('\n')).toMatch(/neither from nor to the core/);
+      expect(h.logs.join('\n')).toMatch(/Via names this proxy/);
+    } finally {
+      victim.close();
+    }
+  });
+
+  test('a received= written by the caller itself is replaced by the address the request came from', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-rcv', callId: 'rcv', maxForwards: 70 }).replace(';rport\r\n', ';received=127.0.0.99\r\n'), h.udp);
+    expect(await core.waitFor((m) => m.length >= 1)).toBe(true);
+    const fwd = parseMessage(Buffer.from(core.got[0], 'latin1')) as SipRequest;
+    expect(fwd.headers('via')[1]).toBe('SIP/2.0/UDP 127.0.0.1:15300;branch=z9hG4bK-rcv;received=127.0.0.1');
+  });
+
+  test('a BYE the core refuses with 481 (made-up tags) does not end the call; the BYE it accepts does', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
+    uac.send(invite({ port: 15300, branch: 'z9hG4bK-byeslot', callId: 'byeslot', maxForwards: 70 }), h.udp);
+    expect(await core.waitFor((m) => m.length >= 1)).toBe(true);
+    const inv = parseMessage(Buffer.from(core.got[0], 'latin1')) as SipRequest;
+    core.send(`SIP/2.0 200 OK\r\nVia: ${inv.headers('via').join(', ')}\r\nRecord-Route: ${inv.header('record-route')}\r\nFrom: ${inv.header('from')}\r\nTo: ${inv.header('to')};tag=core9\r\nCall-ID: byeslot\r\nCSeq: 1 INVITE\r\nContact: <sip:core@127.0.0.1:15301>\r\nContent-Length: 0\r\n\r\n`, h.udp);
+    expect(await uac.waitFor((m) => m.some((x) => status(x) === 200))).toBe(true);
+    const bye = (branch: string, toTag: string): string =>
+      `BYE sip:core@127.0.0.1:15301 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:15300;branch=${branch};rport\r\nMax-Forwards: 70\r\nRoute: ${inv.header('record-route')}\r\nFrom: <sip:raw@127.0.0.1>;tag=raw1\r\nTo: <sip:6421@127.0.0.1>;tag=${toTag}\r\nCall-ID: byeslot\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n`;
+    const answerBye = async (n: number, code: string): Promise<void> => {
+      expect(await core.waitFor((m) => m.filter((x) => x.startsWith('BYE ')).length >= n)).toBe(true);
+      const b = parseMessage(Buffer.from(core.got.filter((x) => x.startsWith('BYE '))[n - 1], 'latin1')) as SipRequest;
+      core.send(`SIP/2.0 ${code}\r\nVia: ${b.headers('via').join(', ')}\r\nFrom: ${b.header('from')}\r\nTo: ${b.header('to')}\r\nCall-ID: byeslot\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n`, h.udp);
+      expect(await uac.waitFor((m) => m.some((x) => x.startsWith(`SIP/2.0 ${code}`) && x.includes('CSeq: 2 BYE')))).toBe(true);
+    };
+    uac.send(bye('z9hG4bK-bogusbye', 'not-the-core'), h.udp);
+    await answerBye(1, '481 Call/Transaction Does Not Exist');
+    expect(h.policy.ended).toEqual([]);
+    expect(h.policy.admitted.has('byeslot')).toBe(true);
+    uac.send(bye('z9hG4bK-realbye', 'core9'), h.udp);
+    await answerBye(2, '200 OK');
+    expect(h.policy.ended).toEqual([['byeslot', 'bye']]);
   });
 
   test('Proxy-Require naming an extension gets 420 with Unsupported; the core never sees it', async () => {
