@@ -76,11 +76,11 @@ export function decisionFields(method: string, callId: string, peer: Peer, diall
   return {
     message: 'decision',
     method,
-    callId,
+    callId: clipped(callId),
     account: v.account ?? null,
     source: peer.address,
     transport: peer.transport,
-    dialled: dialled || null,
+    dialled: dialled ? clipped(dialled) : null,
     normalised: v.normalised ?? null,
     international: v.international ?? null,
     verdict: v.allow ? 'allow' : 'reject',
@@ -99,15 +99,27 @@ export function decisionFields(method: string, callId: string, peer: Peer, diall
  */
 export function decisionLine(time: string, method: string, callId: string, peer: Peer, dialled: string, v: Verdict, micros: number): string {
   return (
-    `{"time":"${time}","message":"decision","method":${jsonText(method)},"callId":${jsonText(callId)}` +
+    `{"time":"${time}","message":"decision","method":${jsonText(method)},"callId":${jsonText(clipped(callId))}` +
     `,"account":${v.account === undefined ? 'null' : jsonText(v.account)},"source":${jsonText(peer.address)}` +
-    `,"transport":${jsonText(peer.transport)},"dialled":${dialled ? jsonText(dialled) : 'null'}` +
+    `,"transport":${jsonText(peer.transport)},"dialled":${dialled ? jsonText(clipped(dialled)) : 'null'}` +
     `,"normalised":${v.normalised === undefined ? 'null' : jsonText(v.normalised)}` +
     `,"international":${v.international === undefined ? 'null' : v.international}` +
     `,"verdict":"${v.allow ? 'allow' : 'reject'}","status":${v.allow ? 'null' : JSON.stringify(v.status)}` +
     `,"rule":${jsonText(v.rule)},"detail":${v.detail ? jsonText(v.detail) : 'null'}` +
     `,"us":${JSON.stringify(Math.round(micros * 10) / 10)},"level":"info"}`
   );
+}
+
+/** Longest Call-ID or dialled string a decision line carries whole. */
+export const LOGGED_TEXT_MAX = 128;
+
+/**
+ * Call-ID and dialled string come from the network and may be tens of KB long: a line carries
+ * their first LOGGED_TEXT_MAX characters and the length, so an attacker cannot make each decision
+ * write 60 KB of log.
+ */
+export function clipped(s: string): string {
+  return s.length <= LOGGED_TEXT_MAX ? s : `${s.slice(0, LOGGED_TEXT_MAX)}...(${s.length} chars)`;
 }
 
 /** JSON.stringify(s): quoted as is when nothing in it needs escaping (the usual case). */

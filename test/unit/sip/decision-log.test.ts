@@ -1,5 +1,5 @@
 import type { Verdict } from '../../../src/core/types';
-import { decisionFields, decisionLine, jsonText } from '../../../src/sip/decision-log';
+import { decisionFields, decisionLine, jsonText, LOGGED_TEXT_MAX } from '../../../src/sip/decision-log';
 import type { Peer } from '../../../src/sip/policy';
 
 describe('decision log line', () => {
@@ -16,6 +16,17 @@ describe('decision log line', () => {
     const line = decisionLine(time, 'INVITE', callId, peer, dialled, v, us);
     expect(line).toBe(JSON.stringify({ time, ...decisionFields('INVITE', callId, peer, dialled, v, us), level: 'info' }));
     expect(JSON.parse(line).callId).toBe(callId);
+  });
+
+  it('carries at most the first 128 characters of a huge Call-ID or dialled string, and their length', () => {
+    const time = '2026-12-06T00:00:00.000Z';
+    const huge = '0'.repeat(60_000);
+    const line = decisionLine(time, 'INVITE', 'c'.repeat(70_000), peer, huge, rejected, 1);
+    expect(line).toBe(JSON.stringify({ time, ...decisionFields('INVITE', 'c'.repeat(70_000), peer, huge, rejected, 1), level: 'info' }));
+    expect(line.length).toBeLessThan(1000);
+    const parsed = JSON.parse(line);
+    expect(parsed.dialled).toBe(`${'0'.repeat(LOGGED_TEXT_MAX)}...(60000 chars)`);
+    expect(parsed.callId).toBe(`${'c'.repeat(LOGGED_TEXT_MAX)}...(70000 chars)`);
   });
 
   it('escapes exactly as JSON.stringify does', () => {
