@@ -11,6 +11,7 @@ export type FrameEvent =
   | { kind: 'error'; reason: string; head?: Buffer };
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
 const CONTENT_LENGTH = Buffer.from('content-length');
 
 function isBlank(c: number): boolean {
@@ -96,18 +97,25 @@ export class StreamFramer {
       }
       // Search only the bytes not searched before, so a header block dribbled in byte by byte
       // costs linear time, not quadratic.
-      const headEnd = b.indexOf(CRLFCRLF, this.searched);
+      // RFC 3261 §7 asks for CRLF, but as on UDP (and in Kamailio) bare LF line ends are read too.
+      let headEnd = b.indexOf(CRLFCRLF, this.searched);
+      let sepLen = 4;
+      const lf = b.indexOf(LFLF, this.searched);
+      if (lf >= 0 && (headEnd < 0 || lf < headEnd)) {
+        headEnd = lf;
+        sepLen = 2;
+      }
       if (headEnd < 0) {
         if (b.length > this.maxMessageBytes) return this.fail(out, `header block over ${this.maxMessageBytes} bytes`);
         this.searched = Math.max(0, b.length - 3);
         break;
       }
       this.searched = 0;
-      const head = b.subarray(0, headEnd + 4);
+      const head = b.subarray(0, headEnd + sepLen);
       const cl = contentLengthOf(head);
       if (cl === undefined) return this.fail(out, 'missing Content-Length (required on stream transports)', head);
       if (!/^[0-9]{1,9}$/.test(cl)) return this.fail(out, `invalid Content-Length "${cl.slice(0, 20)}"`, head);
-      const total = headEnd + 4 + Number(cl);
+      const total = headEnd + sepLen + Number(cl);
       if (total > this.maxMessageBytes) return this.fail(out, `message of ${total} bytes over the ${this.maxMessageBytes} limit`, head);
       if (b.length < total) break;
       out.push({ kind: 'message', data: b.subarray(0, total) });

@@ -160,6 +160,13 @@ describe('stream framing under hostile input', () => {
     expect(f.pending).toBe(0);
   });
 
+  it('frames messages written with bare LF line ends, as the UDP parser reads them', () => {
+    const f = new StreamFramer(65536);
+    const lfOnly = 'OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h\nl: 3\n\nabc';
+    const ev = f.push(Buffer.from(lfOnly + msg('ok')));
+    expect(ev.map((e) => (e.kind === 'message' ? e.data.toString('latin1') : e.kind))).toEqual([lfOnly, msg('ok')]);
+  });
+
   it('messages handed out stay intact while later segments arrive', () => {
     const f = new StreamFramer(65536);
     const a = msg('AAAA');
