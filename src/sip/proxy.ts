@@ -56,6 +56,8 @@ export interface ProxyOptions {
   maxMessageBytes?: number;
   /** Inbound TCP/TLS connections one source address may hold (default 1000). */
   maxConnectionsPerSource?: number;
+  /** A message begun on TCP/TLS must be complete within this long (default 32 s). */
+  partialMessageTimeoutMs?: number;
   /**
    * Run admitInvite() for initial INVITEs that come from the upstream too (default false: the
    * upstream is the trusted core and calls it sends towards customers are not toll fraud).
@@ -161,6 +163,7 @@ export class SipProxy extends EventEmitter {
       idleTimeoutMs: this.opts.tcpIdleTimeoutMs,
       maxMessageBytes: this.opts.maxMessageBytes,
       maxConnectionsPerSource: this.opts.maxConnectionsPerSource,
+      partialMessageTimeoutMs: this.opts.partialMessageTimeoutMs,
     });
     transport.onMessage = (m) => this.guard(() => this.onInbound(m));
     const drop = this.policy.dropSource;

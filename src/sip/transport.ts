@@ -84,6 +84,12 @@ export interface TransportOptions {
   maxConnections?: number;
   /** Most inbound stream connections one source address may hold, so one host cannot take them all. Default 1000. */
   maxConnectionsPerSource?: number;
+  /**
+   * A message begun on a stream must be complete within this long, or the connection is closed:
+   * a peer dribbling a header a byte at a time (slowloris) would otherwise hold it forever, since
+   * every byte restarts the idle timer. Default 32 s (64*T1).
+   */
+  partialMessageTimeoutMs?: number;
   /** Extra stream transports (TLS) by name. */
   streamFactories?: Partial<Record<'tcp' | 'tls', StreamFactory>>;
 }
@@ -94,6 +100,8 @@ class StreamConnection implements Connection {
   /** Callbacks of writes issued before the connection was ready; failed if it never gets there. */
   waiting: SendCallback[] = [];
   readonly framer: StreamFramer;
+  /** Running while part of a message is buffered (partialMessageTimeoutMs). */
+  partialTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: number,
@@ -414,6 +422,7 @@ export class TransportLayer {
     });
     socket.on('close', () => {
       c.closed = true;
+      if (c.partialTimer !== null) clearTimeout(c.partialTimer);
       if (this.conns.get(c.key) === c) this.conns.delete(c.key);
       this.failWaiting(c, new Error('connection closed'));
     });
@@ -433,6 +442,19 @@ export class TransportLayer {
 
   private onStreamData(c: StreamConnection, chunk: Buffer): void {
     const events = c.framer.push(chunk);
+    if (c.framer.pending === 0) {
+      if (c.partialTimer !== null) {
+        clearTimeout(c.partialTimer);
+        c.partialTimer = null;
+      }
+    } else if (c.partialTimer === null) {
+      const ms = this.opts.partialMessageTimeoutMs ?? 32_000;
+      c.partialTimer = setTimeout(() => {
+        this.log.warn({ message: 'closing a stream connection: a message stayed incomplete', remote: peerText(c.remote), transport: c.transport, ms, pending: c.framer.pending });
+        c.socket.destroy();
+      }, ms);
+      c.partialTimer.unref();
+    }
     for (const ev of events) {
       if (ev.kind === 'ping') {
         c.socket.write(PONG);

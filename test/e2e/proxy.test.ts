@@ -633,6 +633,23 @@ describe('raw SIP edge cases', () => {
     for (const c of [...first, again, other]) c.sock.destroy();
   });
 
+  test('TCP: a message left incomplete (a header dribbled in, slowloris) loses its connection after partialMessageTimeoutMs', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { partialMessageTimeoutMs: 300 });
+    const sock = net.connect(h.tcp!, '127.0.0.1');
+    sock.on('error', () => undefined);
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const closed = new Promise<number>((r) => sock.once('close', () => r(Date.now())));
+    const started = Date.now();
+    const drip = setInterval(() => sock.write('X'), 50); // every byte would restart an idle timer
+    sock.write('OPTIONS sip:127.0.0.1 SIP/2.0\r\nX-Slow: ');
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 3000))]);
+    clearInterval(drip);
+    sock.destroy();
+    expect(at).toBeGreaterThan(0);
+    expect(at - started).toBeGreaterThanOrEqual(250);
+    expect(h.logs.join('\n')).toMatch(/a message stayed incomplete/);
+  });
+
   test('CANCEL for an unknown transaction gets 481', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-nocancel', callId: 'nc', maxForwards: 70 }).replace(/INVITE/g, 'CANCEL'), h.udp);
