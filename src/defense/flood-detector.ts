@@ -51,14 +51,17 @@ export class FloodDetector {
   }
 
   /** Counts one request; returns the evidence when this source just went over its limit. */
-  count(address: string, method: string, now: number): FloodHit | undefined {
+  count(address: string, method: string, at: number): FloodHit | undefined {
     const slot = this.slotOf.get(method) ?? this.defaultSlot;
     let w = this.sources.get(address);
     if (w === undefined) {
       const n = this.limitOfSlot.length;
-      w = { start: now, current: new Uint32Array(n), previous: new Uint32Array(n) };
+      w = { start: at, current: new Uint32Array(n), previous: new Uint32Array(n) };
       this.sources.set(address, w);
     }
+    // Arrival times come from several sockets and batches, so one may be a little older than the
+    // bucket already started: it counts in the current bucket.
+    const now = at < w.start ? w.start : at;
     const elapsed = now - w.start;
     if (elapsed >= this.windowMs) {
       // One bucket on: the current becomes the previous; two or more: both are stale.

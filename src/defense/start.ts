@@ -53,7 +53,7 @@ export function startDefense(opts: DefenseOptions): DefenseHandle {
 
   frontEnd.addScreen({
     dropSource: (address) => defense.dropSource(address),
-    screen: (req, from) => (defense.enabled ? defense.screen(req.method, from.address, (name) => req.header(name)) : null),
+    screen: (req, from, arrivedAt) => (defense.enabled ? defense.screen(req.method, from.address, (name) => req.header(name), arrivedAt) : null),
   });
   frontEnd.addObserver({
     wantsUpstreamAnswers: () => defense.enabled,

@@ -68,10 +68,10 @@ export class GuardPolicy implements ProxyPolicy, ScreenHost {
     return false;
   }
 
-  screenRequest(req: SipRequest, from: Peer): Rejection | 'drop' | null {
+  screenRequest(req: SipRequest, from: Peer, arrivedAt?: number): Rejection | 'drop' | null {
     const list = this.screens;
     for (let i = 0; i < list.length; i++) {
-      const r = list[i].screen!(req, from);
+      const r = list[i].screen!(req, from, arrivedAt);
       if (r !== null) return r;
     }
     const verdict = this.core.checkSource(from.address);

@@ -34,7 +34,7 @@ export interface ProxyPolicy {
    */
   dropSource?(address: string, transport: TransportName): boolean;
   /** Every request from a customer (not from the upstream core), first thing after parsing (cheap checks: source). 'drop' = silently ignore, no answer. */
-  screenRequest(req: SipRequest, from: Peer): Rejection | 'drop' | null;
+  screenRequest(req: SipRequest, from: Peer, arrivedAt?: number): Rejection | 'drop' | null;
   /** Initial INVITEs only (no To tag, or a To tag whose Call-ID knowsDialog() says is unknown). May return a Promise; a throw or rejected promise must become a 500 answer, never a hang. */
   admitInvite(req: SipRequest, from: Peer): Rejection | null | Promise<Rejection | null>;
   /** Whether an in-dialog request's Call-ID belongs to a call this guard admitted. */

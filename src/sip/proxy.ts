@@ -291,7 +291,7 @@ export class SipProxy extends EventEmitter {
     // configuration: its BYEs and re-INVITEs pass even when its address is not a customer range.
     let screen: Rejection | 'drop' | null = null;
     try {
-      if (!this.isFromUpstream(m, req.topViaOrUndefined)) screen = this.policy.screenRequest(req, peer);
+      if (!this.isFromUpstream(m, req.topViaOrUndefined)) screen = this.policy.screenRequest(req, peer, m.queuedMs ? Date.now() - m.queuedMs : undefined);
     } catch (err) {
       this.log.error({ message: 'policy.screenRequest threw', error: (err as Error).message });
       screen = { status: 500, reason: 'Server Internal Error' };

@@ -18,8 +18,8 @@ export interface ScreenedRequest {
 export interface RequestScreen {
   /** As early as the front end can: true drops the request silently. Must be O(1). */
   dropSource?(address: string, transport: TransportName): boolean;
-  /** With the headers at hand, before the guard's allowed_sources check. */
-  screen?(req: ScreenedRequest, from: Peer): Rejection | 'drop' | null;
+  /** With the headers at hand, before the guard's allowed_sources check; arrivedAt: epoch ms it reached us. */
+  screen?(req: ScreenedRequest, from: Peer, arrivedAt?: number): Rejection | 'drop' | null;
 }
 
 /** A front end that screens (addScreen) and reports call events (addObserver). */

@@ -49,6 +49,12 @@ export interface InboundMessage {
   conn?: Connection;
   /** Stream framing failed: `data` is the header block only and the connection is being closed. */
   framingError?: string;
+  /**
+   * How long it waited in the kernel before it was read, ms (batch UDP: the receive timestamp;
+   * 0 elsewhere). Rates are counted at arrival, so a backlog read at once after a stall (GC, a
+   * paused VM) is not taken for a flood.
+   */
+  queuedMs?: number;
 }
 
 export type { SendCallback };
@@ -271,7 +277,7 @@ export class TransportLayer {
       bufferBytes: size,
       io: this.opts.udpIo ?? 'auto',
       logger: this.log,
-      onDatagram: (data, address, port) => this.deliver({ data, peer: { transport: 'udp', address, port }, local }),
+      onDatagram: (data, address, port, queuedMs) => this.deliver({ data, peer: { transport: 'udp', address, port }, local, queuedMs }),
     });
     local.port = socket.port;
     this.udp.push({ socket, local });

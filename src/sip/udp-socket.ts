@@ -46,8 +46,11 @@ export interface UdpSocketOptions {
   bufferBytes: number;
   io: UdpIo;
   logger: Logger;
-  /** One received datagram: latin1 text, sender address (IPv4-mapped IPv6 given as IPv4) and port. */
-  onDatagram(data: string, address: string, port: number): void;
+  /**
+   * One received datagram: latin1 text, sender address (IPv4-mapped IPv6 given as IPv4) and port,
+   * and how long it waited in the socket's queue, ms (0 when the I/O layer cannot tell).
+   */
+  onDatagram(data: string, address: string, port: number, queuedMs: number): void;
 }
 
 /** How often the batch socket's counters are read for send errors the kernel reported. */
@@ -103,7 +106,8 @@ class BatchUdpSocket implements UdpSocket {
       for (let i = 0; i < b.count; i++) {
         const data = b.text(i);
         if (isKeepAlive(data)) continue;
-        deliver(data, b.address(i), b.port(i));
+        const q = b.queuedUs(i);
+        deliver(data, b.address(i), b.port(i), q > 0 ? q / 1000 : 0);
       }
     });
     u.timer = setInterval(() => u.reportSendErrors(), SEND_ERROR_CHECK_MS);
@@ -186,7 +190,7 @@ class DgramUdpSocket implements UdpSocket {
         socket.on('message', (msg, rinfo) => {
           const data = latin1Slice(msg, 0, msg.length);
           if (isKeepAlive(data)) return;
-          deliver(data, normaliseAddress(rinfo.address), rinfo.port);
+          deliver(data, normaliseAddress(rinfo.address), rinfo.port, 0);
         });
         resolve(new DgramUdpSocket(socket, port));
       });

@@ -586,3 +586,68 @@ describe('tollguard bans / unban, across a restart', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('a stall (GC, a paused VM) is not a flood', () => {
+  /**
+   * A customer sends OPTIONS at a steady 30/s, under the limit of 100 in 2 s. The guard is stopped
+   * (SIGSTOP) for 4 s, so ~120 of them wait in its socket and are read in one go on SIGCONT.
+   */
+  async function steadyThroughStall(udpIo: 'batch' | 'dgram', from: string): Promise<{ bans: LogLine[]; answered: number; sent: number }> {
+    const { dir } = rulesDir({ upstream: CORE, defense: DEFENSE });
+    const guardYaml = path.join(dir, 'guard.yaml');
+    fs.writeFileSync(guardYaml, fs.readFileSync(guardYaml, 'utf8').replace('sip:\n', `sip:\n  udp_io: ${udpIo}\n`));
+    const guard = await startGuard(['--rules', dir]);
+    const sock = dgram.createSocket('udp4');
+    let answered = 0;
+    let sent = 0;
+    sock.on('message', (m) => {
+      if (m.toString('latin1').startsWith('SIP/2.0 200')) answered++;
+    });
+    try {
+      const p = port();
+      await new Promise<void>((r) => sock.bind(p, from, () => r()));
+      const send = (): void => {
+        const msg = [
+          `OPTIONS sip:127.0.0.1:${GUARD} SIP/2.0`,
+          `Via: SIP/2.0/UDP ${from}:${p};branch=z9hG4bK-stall${sent}`,
+          'Max-Forwards: 70',
+          `From: <sip:pbx@${from}>;tag=s${sent}`,
+          `To: <sip:127.0.0.1:${GUARD}>`,
+          `Call-ID: stall-${udpIo}-${sent}`,
+          'CSeq: 1 OPTIONS',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n');
+        sent++;
+        sock.send(msg, GUARD, '127.0.0.1');
+      };
+      const pace = setInterval(send, 33);
+      await new Promise((r) => setTimeout(r, 1000));
+      guard.child.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 4000));
+      guard.child.kill('SIGCONT');
+      await new Promise((r) => setTimeout(r, 1000));
+      clearInterval(pace);
+      await new Promise((r) => setTimeout(r, 500));
+      return { bans: bansOf(guard, from), answered, sent };
+    } finally {
+      sock.close();
+      guard.child.kill('SIGCONT');
+      await guard.stop();
+    }
+  }
+
+  it('on the batch UDP layer the backlog is counted at its kernel arrival times: no ban, every request answered', async () => {
+    const r = await steadyThroughStall('batch', '127.0.0.46');
+    expect(r.bans).toEqual([]);
+    expect(r.answered).toBe(r.sent);
+  });
+
+  it('on node:dgram (no arrival times) the same backlog looks like a flood: the test can tell', async () => {
+    const r = await steadyThroughStall('dgram', '127.0.0.47');
+    expect(r.bans[0]).toMatchObject({ reason: 'flood' });
+  });
+});

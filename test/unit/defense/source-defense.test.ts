@@ -101,6 +101,28 @@ describe('floods', () => {
   });
 });
 
+describe('density counted at arrival', () => {
+  it('a steady 4 requests/s read all at once after a 4.5 s stall is no flood when arrival times are given', () => {
+    const arrivals = Array.from({ length: 18 }, (_, i) => 1_000_000 - 4500 + i * 250);
+    const stalled = setup(FLOOD);
+    // Processed in one go at the same instant, each with its arrival time: not over 10 per 2 s.
+    for (const at of arrivals) expect(stalled.d.screen('OPTIONS', '192.0.2.30', noHeaders, at)).toBeNull();
+    expect(stalled.store.active(stalled.now())).toEqual([]);
+    // Without arrival times the same backlog looks like 18 requests in no time, and is banned.
+    const blind = setup(FLOOD);
+    const verdicts = arrivals.map(() => blind.d.screen('OPTIONS', '192.0.2.30', noHeaders));
+    expect(verdicts.indexOf('drop')).toBe(10);
+  });
+
+  it('an arrival a little older than the current bucket counts in it, without inflating the count', () => {
+    const f = new FloodDetector({ windowSeconds: 2, limits: { default: 3 }, maxSources: 10 });
+    expect(f.count('a', 'OPTIONS', 10_000)).toBeUndefined();
+    expect(f.count('a', 'OPTIONS', 9_990)).toBeUndefined();
+    expect(f.count('a', 'OPTIONS', 9_995)).toBeUndefined();
+    expect(f.count('a', 'OPTIONS', 10_001)).toMatchObject({ count: 4, limit: 3 });
+  });
+});
+
 describe('trusted sources and never_ban', () => {
   it('never bans or counts a trusted allowed_sources entry or a never_ban address', () => {
     const { d, store, lines } = setup(FLOOD + 'never_ban: [192.0.2.200]\n', {}, ['27.111.12.0/24', '{ cidr: 27.111.12.0/24, trusted: true }']);
