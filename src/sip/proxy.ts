@@ -511,7 +511,10 @@ export class SipProxy extends EventEmitter {
     const u = this.upstream!;
     if (m.conn) {
       if (m.conn.outbound) return m.conn.remote.address === u.address && m.conn.remote.port === u.port;
-      return m.peer.address === u.address && (via?.port ?? defaultPort(m.peer.transport)) === u.port;
+      // A connection the core opened itself: only a core we reach over that transport does that,
+      // and the Via port is the sender's word, so a UDP core's address alone never makes a TCP
+      // peer the core.
+      return u.transport === m.peer.transport && m.peer.address === u.address && (via?.port ?? defaultPort(m.peer.transport)) === u.port;
     }
     return m.peer.address === u.address && m.peer.port === u.port;
   }

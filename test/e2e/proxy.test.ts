@@ -650,6 +650,25 @@ describe('raw SIP edge cases', () => {
     expect(h.logs.join('\n')).toMatch(/a message stayed incomplete/);
   });
 
+  test('a TCP peer at the core\'s address naming the core\'s port in its Via is not the core when the core is reached over UDP', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
+    const other = await RawUdp.bind(15302);
+    try {
+      const sock = net.connect(h.tcp!, '127.0.0.1');
+      sock.on('error', () => undefined);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      sock.write(invite({ port: 15301, branch: 'z9hG4bK-fakecore', callId: 'fakecore', maxForwards: 70 })
+        .replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('INVITE sip:6421@127.0.0.1 SIP', 'INVITE sip:6421@127.0.0.1:15302 SIP'));
+      expect(await core.waitFor((m) => m.some((x) => x.includes('Call-ID: fakecore')))).toBe(true);
+      expect(h.policy.admissions).toBe(1); // screened and decided as a customer's call
+      await new Promise((r) => setTimeout(r, 100));
+      expect(other.got).toHaveLength(0); // and never relayed where its Request-URI pointed
+      sock.destroy();
+    } finally {
+      other.close();
+    }
+  });
+
   test('CANCEL for an unknown transaction gets 481', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-nocancel', callId: 'nc', maxForwards: 70 }).replace(/INVITE/g, 'CANCEL'), h.udp);
