@@ -106,8 +106,10 @@ class StreamConnection implements Connection {
   /** Callbacks of writes issued before the connection was ready; failed if it never gets there. */
   waiting: SendCallback[] = [];
   readonly framer: StreamFramer;
-  /** Running while part of a message is buffered (partialMessageTimeoutMs). */
+  /** Running while part of a message is buffered (partialMessageTimeoutMs), or until an inbound connection's first message. */
   partialTimer: NodeJS.Timeout | null = null;
+  /** Whether a whole message has arrived on it yet. */
+  delivered = false;
 
   constructor(
     readonly id: number,
@@ -344,6 +346,15 @@ export class TransportLayer {
     const local: LocalEndpoint = { transport: spec.transport, address: spec.host, port: spec.port, family };
     const server = factory.createServer((socket) => this.onAccept(socket, local));
     server.maxConnections = this.opts.maxConnections ?? 10000;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      const t = this.refusals.take('full');
+      if (t.ok) {
+        this.log.warn({
+          message: 'refusing a stream connection: the connection table is full', remote: d?.remoteAddress, transport: spec.transport,
+          max: server.maxConnections, ...(t.suppressed ? { suppressedSinceLast: t.suppressed } : {}),
+        });
+      }
+    });
     return new Promise<void>((resolve, reject) => {
       const onListenError = (err: Error): void => reject(err);
       server.once('error', onListenError);
@@ -419,6 +430,9 @@ export class TransportLayer {
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => this.onStreamData(c, chunk));
+    // An inbound connection must bring its first message within the same bound as a partial one,
+    // so one that never says anything holds a slot for 32 s, not for the 5-minute idle timeout.
+    if (!c.outbound) this.armPartialTimer(c);
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.log.warn({
         message: `${c.transport} connection error`, remote: peerText(c.remote), outbound: c.outbound,
@@ -448,18 +462,14 @@ export class TransportLayer {
 
   private onStreamData(c: StreamConnection, chunk: Buffer): void {
     const events = c.framer.push(chunk);
-    if (c.framer.pending === 0) {
+    if (!c.delivered && events.some((e) => e.kind === 'message')) c.delivered = true;
+    if (c.framer.pending === 0 && c.delivered) {
       if (c.partialTimer !== null) {
         clearTimeout(c.partialTimer);
         c.partialTimer = null;
       }
-    } else if (c.partialTimer === null) {
-      const ms = this.opts.partialMessageTimeoutMs ?? 32_000;
-      c.partialTimer = setTimeout(() => {
-        this.log.warn({ message: 'closing a stream connection: a message stayed incomplete', remote: peerText(c.remote), transport: c.transport, ms, pending: c.framer.pending });
-        c.socket.destroy();
-      }, ms);
-      c.partialTimer.unref();
+    } else if (c.framer.pending > 0 && c.partialTimer === null) {
+      this.armPartialTimer(c);
     }
     for (const ev of events) {
       if (ev.kind === 'ping') {
@@ -475,6 +485,17 @@ export class TransportLayer {
         return;
       }
     }
+  }
+
+  private armPartialTimer(c: StreamConnection): void {
+    const ms = this.opts.partialMessageTimeoutMs ?? 32_000;
+    c.partialTimer = setTimeout(() => {
+      const why = c.framer.pending > 0 ? 'a message stayed incomplete' : 'no message since the connection opened';
+      const t = this.refusals.take(`partial:${c.remote.address}`);
+      if (t.ok) this.log.warn({ message: `closing a stream connection: ${why}`, remote: peerText(c.remote), transport: c.transport, ms, pending: c.framer.pending });
+      c.socket.destroy();
+    }, ms);
+    c.partialTimer.unref();
   }
 
   private deliver(m: InboundMessage): void {

@@ -650,6 +650,28 @@ describe('raw SIP edge cases', () => {
     expect(h.logs.join('\n')).toMatch(/a message stayed incomplete/);
   });
 
+  test('TCP: a connection that never sends a message is closed after the same bound; one that did stays open', async () => {
+    const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { partialMessageTimeoutMs: 300 });
+    const connect = async (): Promise<{ sock: net.Socket; closed: Promise<boolean> }> => {
+      const sock = net.connect(h.tcp!, '127.0.0.1');
+      sock.on('error', () => undefined);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      const closed = new Promise<boolean>((r) => {
+        sock.once('close', () => r(true));
+        setTimeout(() => r(false), 1500);
+      });
+      return { sock, closed };
+    };
+    const silent = await connect();
+    const talker = await connect();
+    talker.sock.write(invite({ port: 15300, branch: 'z9hG4bK-talk', callId: 'talk', maxForwards: 70 })
+      .replace(/INVITE/g, 'OPTIONS').replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('sip:6421@127.0.0.1 SIP', `sip:127.0.0.1:${h.tcp} SIP`));
+    expect(await silent.closed).toBe(true);
+    expect(await talker.closed).toBe(false);
+    expect(h.logs.join('\n')).toMatch(/no message since the connection opened/);
+    talker.sock.destroy();
+  });
+
   test('a TCP peer at the core\'s address naming the core\'s port in its Via is not the core when the core is reached over UDP', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
     const other = await RawUdp.bind(15302);
