@@ -56,7 +56,7 @@ export interface ProxyOptions {
   maxMessageBytes?: number;
   /** Inbound TCP/TLS connections one source address may hold (default 1000). */
   maxConnectionsPerSource?: number;
-  /** A message begun on TCP/TLS must be complete within this long (default 32 s). */
+  /** A message begun on TCP/TLS, and an inbound connection's first message, must be complete within this long (default 32 s). */
   partialMessageTimeoutMs?: number;
   /**
    * Run admitInvite() for initial INVITEs that come from the upstream too (default false: the

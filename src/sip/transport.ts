@@ -91,9 +91,10 @@ export interface TransportOptions {
   /** Most inbound stream connections one source address may hold, so one host cannot take them all. Default 1000. */
   maxConnectionsPerSource?: number;
   /**
-   * A message begun on a stream must be complete within this long, or the connection is closed:
-   * a peer dribbling a header a byte at a time (slowloris) would otherwise hold it forever, since
-   * every byte restarts the idle timer. Default 32 s (64*T1).
+   * A message begun on a stream must be complete within this long, and an inbound connection must
+   * bring its first message within it, or the connection is closed: a peer dribbling a header a
+   * byte at a time (slowloris) would otherwise hold it forever, since every byte restarts the idle
+   * timer, and a silent one would hold it for the idle timeout. Default 32 s (64*T1).
    */
   partialMessageTimeoutMs?: number;
   /** Extra stream transports (TLS) by name. */
