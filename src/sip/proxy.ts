@@ -651,10 +651,16 @@ export class SipProxy extends EventEmitter {
     this.transmit(c);
 
     const callId = tx.callId;
-    // A BYE ends the call when the other side accepts it (byeAnswered), not when it passes: a BYE
-    // with made-up tags gets 481 from the core and must not free a concurrent slot or hide a live
-    // call from a toll block's teardown.
-    if (req.method !== 'BYE' && req.toTag !== undefined) {
+    // The core's BYE ends the call as it passes: the core has hung up. A customer's BYE ends it
+    // only once the core accepts it (byeAnswered): one with made-up tags (481) or an old CSeq
+    // (500) leaves the call up at the core, and must not free a concurrent slot or hide the call
+    // from a toll block's teardown.
+    if (req.method === 'BYE') {
+      if (tx.fromUpstream) {
+        this.upstreamDialogs.delete(callId);
+        this.endCall(callId, 'bye');
+      }
+    } else if (req.toTag !== undefined) {
       this.activity(callId);
       const d = this.dialogs.size === 0 ? undefined : this.dialogs.get(callId);
       if (d !== undefined) {
@@ -969,12 +975,13 @@ export class SipProxy extends EventEmitter {
   }
 
   /**
-   * §15.1.1: the dialog is over once the BYE is answered, except by 481, which says the dialog
-   * the BYE named does not exist at the far end (wrong tags): the real call is still up. No
-   * answer at all (Timer F, clientTimeout) also ends it, as §15.1.1 says for the UAC.
+   * A customer's BYE ends the call when the core accepts it (2xx): the core is where the call is
+   * billed, and it rejects a BYE that names no dialog of its own (481, made-up tags) or comes out
+   * of order (500, §12.2.2), while the call stays up there. No answer at all (Timer F,
+   * clientTimeout) also ends it, as §15.1.1 says for the UAC: the core is gone.
    */
   private byeAnswered(c: ClientTransaction, status: number): void {
-    if (status === 481 || !c.server) return;
+    if (!c.server || c.server.fromUpstream || (status >= 300 && status !== 408)) return;
     this.upstreamDialogs.delete(c.server.callId);
     this.endCall(c.server.callId, 'bye');
   }

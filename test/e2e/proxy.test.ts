@@ -752,7 +752,7 @@ describe('raw SIP edge cases', () => {
     expect(fwd.headers('via')[1]).toBe('SIP/2.0/UDP 127.0.0.1:15300;branch=z9hG4bK-rcv;received=127.0.0.1');
   });
 
-  test('a BYE the core refuses with 481 (made-up tags) does not end the call; the BYE it accepts does', async () => {
+  test('a BYE the core refuses (481 for made-up tags, 500 out of order) does not end the call; the BYE it accepts does', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0']);
     uac.send(invite({ port: 15300, branch: 'z9hG4bK-byeslot', callId: 'byeslot', maxForwards: 70 }), h.udp);
     expect(await core.waitFor((m) => m.length >= 1)).toBe(true);
@@ -771,8 +771,12 @@ describe('raw SIP edge cases', () => {
     await answerBye(1, '481 Call/Transaction Does Not Exist');
     expect(h.policy.ended).toEqual([]);
     expect(h.policy.admitted.has('byeslot')).toBe(true);
+    // The right tags but an old CSeq: the core rejects it out of order (§12.2.2) and the call stays up.
+    uac.send(bye('z9hG4bK-oldbye', 'core9'), h.udp);
+    await answerBye(2, '500 Server Internal Error');
+    expect(h.policy.ended).toEqual([]);
     uac.send(bye('z9hG4bK-realbye', 'core9'), h.udp);
-    await answerBye(2, '200 OK');
+    await answerBye(3, '200 OK');
     expect(h.policy.ended).toEqual([['byeslot', 'bye']]);
   });
 
