@@ -923,54 +923,50 @@ export class SipProxy extends EventEmitter {
       this.relayProvisional(c.server, res);
       return;
     }
+    if (!c.isInvite) {
+      // §17.1.2.2: any final response completes a non-INVITE transaction; later ones are absorbed.
+      if (c.state === 'completed' || c.state === 'terminated') return;
+      this.completeNonInvite(c);
+      if (c.method === 'BYE') this.byeAnswered(c, status);
+      if (c.server) this.relayFinal(c.server, res, status);
+      return;
+    }
     if (status < 300) {
-      if (c.isInvite) {
-        if (c.state !== 'accepted') {
-          if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
-          c.state = 'accepted';
-          this.clearTimers(this.ct, c);
-          c.buf = null;
-          c.forgetRequest();
-          // RFC 6026 Accepted (Timer M): stay to forward 2xx retransmissions over the right
-          // connection. Over UDP there is no connection to keep: a 2xx that matches no
-          // transaction is forwarded by its Via anyway (onResponse), so the transaction ends now.
-          if (c.reliable) this.ct.set(c.dl, 'end', this.linger); // Timer M
-          else this.terminateClient(c);
-        }
-      } else {
-        if (c.state === 'completed' || c.state === 'terminated') return;
-        this.completeNonInvite(c);
-        if (c.method === 'BYE') this.byeAnswered(c, status);
+      if (c.state !== 'accepted') {
+        if (c.server?.admitted && c.fwd) this.rememberDialog(c, c.server, c.fwd, res);
+        c.state = 'accepted';
+        this.clearTimers(this.ct, c);
+        c.buf = null;
+        c.forgetRequest();
+        // RFC 6026 Accepted (Timer M): stay to forward 2xx retransmissions over the right
+        // connection. Over UDP there is no connection to keep: a 2xx that matches no
+        // transaction is forwarded by its Via anyway (onResponse), so the transaction ends now.
+        if (c.reliable) this.ct.set(c.dl, 'end', this.linger); // Timer M
+        else this.terminateClient(c);
       }
       if (c.server) this.relayFinal(c.server, res, status);
       return;
     }
-    if (c.isInvite) {
-      if (c.state === 'completed') {
-        // §17.1.1.2: a retransmitted final response gets the ACK again.
-        if (c.ack) this.transport!.send(c.dest, c.ack, { local: c.local });
-        return;
-      }
-      if (c.state !== 'calling' && c.state !== 'proceeding') return;
-      // §17.1.1.3: the proxy's client transaction ACKs a non-2xx final response itself.
-      if (c.echo) {
-        c.ack = buildAck(c.echo, res);
-        this.transport!.send(c.dest, c.ack, { local: c.local }, (err) => {
-          if (err) this.sendError(c.dest, err);
-        });
-      }
-      c.state = 'completed';
-      this.clearTimers(this.ct, c);
-      c.buf = null;
-      c.forgetRequest();
-      // Timer D: absorb retransmissions of the final response (0 on reliable transports).
-      if (c.reliable) this.terminateClient(c);
-      else this.ct.set(c.dl, 'end', this.linger); // Timer D
-    } else {
-      if (c.state === 'completed' || c.state === 'terminated') return;
-      this.completeNonInvite(c);
-      if (c.method === 'BYE') this.byeAnswered(c, status);
+    if (c.state === 'completed') {
+      // §17.1.1.2: a retransmitted final response gets the ACK again.
+      if (c.ack) this.transport!.send(c.dest, c.ack, { local: c.local });
+      return;
     }
+    if (c.state !== 'calling' && c.state !== 'proceeding') return;
+    // §17.1.1.3: the proxy's client transaction ACKs a non-2xx final response itself.
+    if (c.echo) {
+      c.ack = buildAck(c.echo, res);
+      this.transport!.send(c.dest, c.ack, { local: c.local }, (err) => {
+        if (err) this.sendError(c.dest, err);
+      });
+    }
+    c.state = 'completed';
+    this.clearTimers(this.ct, c);
+    c.buf = null;
+    c.forgetRequest();
+    // Timer D: absorb retransmissions of the final response (0 on reliable transports).
+    if (c.reliable) this.terminateClient(c);
+    else this.ct.set(c.dl, 'end', this.linger); // Timer D
     if (c.server) this.relayFinal(c.server, res, status);
   }
 
