@@ -185,7 +185,7 @@ export function stampReceived(value: string, via: Via, srcAddress: string, srcPo
   if (!needsStamp(via, srcAddress, srcPort, symmetric)) return undefined;
   let out = value;
   if (via.rport === null) out = replaceParam(out, 'rport', String(srcPort));
-  else if (symmetric && via.rport === undefined && sentByPort(via) !== srcPort) out += `;rport=${srcPort}`;
+  else if (forcesRport(via, srcPort, symmetric)) out += `;rport=${srcPort}`;
   if (via.received !== undefined) out = replaceParam(out, 'received', srcAddress);
   else out += `;received=${srcAddress}`;
   return out;
@@ -198,8 +198,13 @@ export function needsStamp(via: Via, srcAddress: string, srcPort: number, symmet
     !sameHost(via.host, srcAddress) ||
     // received= is ours to write: a sender's own value could send answers to a third party.
     (via.received !== undefined && via.received !== srcAddress) ||
-    (symmetric && via.rport === undefined && sentByPort(via) !== srcPort)
+    forcesRport(via, srcPort, symmetric)
   );
+}
+
+/** On UDP, a Via without rport whose port is not the one the request came from gets rport= added. */
+function forcesRport(via: Via, srcPort: number, symmetric: boolean): boolean {
+  return symmetric && via.rport === undefined && sentByPort(via) !== srcPort;
 }
 
 /** §18.2.2: the port a response goes to when the Via names none. */
