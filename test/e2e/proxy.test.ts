@@ -357,6 +357,34 @@ class RawUdp {
   }
 }
 
+/** A TCP client of the proxy, connected from `from`: `got` collects what it receives, `closed` settles when the connection closes. */
+interface TcpClient {
+  sock: net.Socket;
+  got: Buffer[];
+  closed: Promise<void>;
+}
+
+async function tcpClient(port: number, from = '127.0.0.1'): Promise<TcpClient> {
+  const sock = net.connect({ port, host: '127.0.0.1', localAddress: from });
+  sock.on('error', () => undefined);
+  const got: Buffer[] = [];
+  sock.on('data', (d: Buffer) => got.push(d));
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  return { sock, got, closed };
+}
+
+/** Whether the proxy closes the connection within `ms`. */
+function closesWithin(c: TcpClient, ms: number): Promise<boolean> {
+  return Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+/** An OPTIONS to the proxy itself over TCP, which it answers 200 locally. */
+function tcpOptions(id: string, tcpPort: number): string {
+  return invite({ port: 15300, branch: `z9hG4bK-${id}`, callId: id, maxForwards: 70 })
+    .replace(/INVITE/g, 'OPTIONS').replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('sip:6421@127.0.0.1 SIP', `sip:127.0.0.1:${tcpPort} SIP`);
+}
+
 /** Status code of a response (0 for requests); tolerant, since a 400 may lack the headers it complained about. */
 function status(text: string): number {
   const m = /^SIP\/2\.0 (\d{3}) /.exec(text);
@@ -577,68 +605,46 @@ describe('raw SIP edge cases', () => {
 
   test('TCP: a banned source is disconnected at accept, and a source banned while connected loses its connection', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
-    const connect = async (): Promise<{ sock: net.Socket; closed: Promise<void>; got: Buffer[] }> => {
-      const sock = net.connect({ port: h.tcp!, host: '127.0.0.1', localAddress: '127.0.0.2' });
-      sock.on('error', () => undefined);
-      const got: Buffer[] = [];
-      sock.on('data', (d: Buffer) => got.push(d));
-      const closed = new Promise<void>((r) => sock.on('close', () => r()));
-      await new Promise<void>((r) => sock.once('connect', () => r()));
-      return { sock, closed, got };
-    };
-    const opts = (id: string): string => invite({ port: 15300, branch: `z9hG4bK-${id}`, callId: id, maxForwards: 70 })
-      .replace(/INVITE/g, 'OPTIONS').replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('sip:6421@127.0.0.1 SIP', `sip:127.0.0.1:${h.tcp} SIP`);
 
     // Not banned yet: served over a connection that stays open.
-    const a = await connect();
-    a.sock.write(opts('tcpban1'));
+    const a = await tcpClient(h.tcp!, '127.0.0.2');
+    a.sock.write(tcpOptions('tcpban1', h.tcp!));
     const until = Date.now() + 2000;
     while (!Buffer.concat(a.got).toString().includes('200 OK') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(Buffer.concat(a.got).toString()).toContain('SIP/2.0 200 OK');
     // Banned now: its next message is dropped unanswered and the connection is closed.
     h.policy.banned.add('127.0.0.2');
     a.got.length = 0;
-    a.sock.write(opts('tcpban2'));
+    a.sock.write(tcpOptions('tcpban2', h.tcp!));
     await a.closed;
     expect(Buffer.concat(a.got).length).toBe(0);
     // A new connection from it is closed before it can send anything.
-    const b = await connect();
+    const b = await tcpClient(h.tcp!, '127.0.0.2');
     await b.closed;
     expect(h.proxy.stats().counters.requests).toBe(1);
   });
 
   test('TCP: one source holds at most maxConnectionsPerSource connections; other sources and freed slots are unaffected', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { maxConnectionsPerSource: 3 });
-    const open = async (from: string): Promise<{ sock: net.Socket; closed: Promise<boolean> }> => {
-      const sock = net.connect({ port: h.tcp!, host: '127.0.0.1', localAddress: from });
-      sock.on('error', () => undefined);
-      await new Promise<void>((r) => sock.once('connect', () => r()));
-      const closed = new Promise<boolean>((r) => {
-        sock.once('close', () => r(true));
-        setTimeout(() => r(false), 300);
-      });
-      return { sock, closed };
-    };
-    const first = [await open('127.0.0.2'), await open('127.0.0.2'), await open('127.0.0.2')];
-    const fourth = await open('127.0.0.2');
-    const other = await open('127.0.0.3');
-    expect(await fourth.closed).toBe(true);
-    expect(await other.closed).toBe(false);
-    for (const c of first) expect(await c.closed).toBe(false);
+    const first = [await tcpClient(h.tcp!, '127.0.0.2'), await tcpClient(h.tcp!, '127.0.0.2'), await tcpClient(h.tcp!, '127.0.0.2')];
+    const fourth = await tcpClient(h.tcp!, '127.0.0.2');
+    const other = await tcpClient(h.tcp!, '127.0.0.3');
+    const firstStay = first.map((c) => closesWithin(c, 300));
+    expect(await closesWithin(fourth, 300)).toBe(true);
+    expect(await closesWithin(other, 300)).toBe(false);
+    for (const stays of firstStay) expect(await stays).toBe(false);
     expect(h.logs.join('\n')).toMatch(/refusing a stream connection: the source holds its most/);
     first[0].sock.destroy();
     await new Promise((r) => setTimeout(r, 100));
-    const again = await open('127.0.0.2');
-    expect(await again.closed).toBe(false);
+    const again = await tcpClient(h.tcp!, '127.0.0.2');
+    expect(await closesWithin(again, 300)).toBe(false);
     for (const c of [...first, again, other]) c.sock.destroy();
   });
 
   test('TCP: a message left incomplete (a header dribbled in, slowloris) loses its connection after partialMessageTimeoutMs', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { partialMessageTimeoutMs: 300 });
-    const sock = net.connect(h.tcp!, '127.0.0.1');
-    sock.on('error', () => undefined);
-    await new Promise<void>((r) => sock.once('connect', () => r()));
-    const closed = new Promise<number>((r) => sock.once('close', () => r(Date.now())));
+    const { sock, closed: closing } = await tcpClient(h.tcp!);
+    const closed = closing.then(() => Date.now());
     const started = Date.now();
     const drip = setInterval(() => sock.write('X'), 50); // every byte would restart an idle timer
     sock.write('OPTIONS sip:127.0.0.1 SIP/2.0\r\nX-Slow: ');
@@ -652,22 +658,13 @@ describe('raw SIP edge cases', () => {
 
   test('TCP: a connection that never sends a message is closed after the same bound; one that did stays open', async () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], { partialMessageTimeoutMs: 300 });
-    const connect = async (): Promise<{ sock: net.Socket; closed: Promise<boolean> }> => {
-      const sock = net.connect(h.tcp!, '127.0.0.1');
-      sock.on('error', () => undefined);
-      await new Promise<void>((r) => sock.once('connect', () => r()));
-      const closed = new Promise<boolean>((r) => {
-        sock.once('close', () => r(true));
-        setTimeout(() => r(false), 1500);
-      });
-      return { sock, closed };
-    };
-    const silent = await connect();
-    const talker = await connect();
-    talker.sock.write(invite({ port: 15300, branch: 'z9hG4bK-talk', callId: 'talk', maxForwards: 70 })
-      .replace(/INVITE/g, 'OPTIONS').replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('sip:6421@127.0.0.1 SIP', `sip:127.0.0.1:${h.tcp} SIP`));
-    expect(await silent.closed).toBe(true);
-    expect(await talker.closed).toBe(false);
+    const silent = await tcpClient(h.tcp!);
+    const talker = await tcpClient(h.tcp!);
+    const silentCloses = closesWithin(silent, 1500);
+    const talkerCloses = closesWithin(talker, 1500);
+    talker.sock.write(tcpOptions('talk', h.tcp!));
+    expect(await silentCloses).toBe(true);
+    expect(await talkerCloses).toBe(false);
     expect(h.logs.join('\n')).toMatch(/no message since the connection opened/);
     talker.sock.destroy();
   });
@@ -676,9 +673,7 @@ describe('raw SIP edge cases', () => {
     const h = await startProxy('127.0.0.1:15301', ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
     const other = await RawUdp.bind(15302);
     try {
-      const sock = net.connect(h.tcp!, '127.0.0.1');
-      sock.on('error', () => undefined);
-      await new Promise<void>((r) => sock.once('connect', () => r()));
+      const { sock } = await tcpClient(h.tcp!);
       sock.write(invite({ port: 15301, branch: 'z9hG4bK-fakecore', callId: 'fakecore', maxForwards: 70 })
         .replace('SIP/2.0/UDP', 'SIP/2.0/TCP').replace('INVITE sip:6421@127.0.0.1 SIP', 'INVITE sip:6421@127.0.0.1:15302 SIP'));
       expect(await core.waitFor((m) => m.some((x) => x.includes('Call-ID: fakecore')))).toBe(true);
